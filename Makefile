@@ -1,0 +1,59 @@
+# Two commands on a fresh machine: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BUF := tools/node_modules/.bin/buf
+STAMP := $(VENV)/.installed
+
+.PHONY: run test setup lint typecheck buf-lint check-generated generate unit integration bench clean
+
+## setup: create the virtualenv and install the service, the client and the dev tools
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml clients/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ./clients -e ".[dev]"
+	touch $(STAMP)
+
+$(BUF): tools/package.json
+	cd tools && npm install --no-audit --no-fund --silent
+	touch $(BUF)
+
+## run: run the server on the embedded SQLite store at localhost:50051
+run: setup
+	$(PY) -m service
+
+## test: set up, check generated code and lint, then run every test
+test: setup check-generated buf-lint lint typecheck
+	$(PY) -m pytest -q
+
+unit: setup
+	$(PY) -m pytest -q tests/unit
+
+integration: setup
+	$(PY) -m pytest -q tests/integration
+
+## generate: regenerate Python code from proto/ (committed, never edited by hand)
+generate: setup
+	$(PY) scripts/generate_proto.py
+
+check-generated: setup
+	$(PY) scripts/generate_proto.py --check
+
+buf-lint: $(BUF)
+	$(BUF) lint
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+## bench: the append benchmark against a bare gRPC echo server
+bench: setup
+	$(PY) benchmarks/append.py
+
+clean:
+	rm -rf $(VENV) tools/node_modules .mypy_cache .ruff_cache .pytest_cache

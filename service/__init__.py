@@ -1,0 +1,1 @@
+"""Incident Registry service: domain, store and gRPC API."""
