@@ -100,8 +100,9 @@ class AreaCatalog:
         """Return the code of the police zone covering a municipality."""
         return self.municipality(municipality_code).police_zone
 
-    def expand(self, municipality_codes: Iterable[str],
-               police_zone_codes: Iterable[str]) -> tuple[str, ...]:
+    def expand(
+        self, municipality_codes: Iterable[str], police_zone_codes: Iterable[str]
+    ) -> tuple[str, ...]:
         """Return the sorted union of the municipalities and those of the police zones."""
         codes = {self.municipality(code).code for code in municipality_codes}
         for zone in police_zone_codes:
@@ -124,8 +125,11 @@ def _fields(value: object, where: str, keys: tuple[str, ...]) -> list[Any]:
 
 
 def _need(value: object, where: str, kind: type[_T]) -> _T:
-    _check(isinstance(value, kind) and value and not str(value).isspace(), where,
-           f"expected a non-empty {kind.__name__}, got {value!r}")
+    _check(
+        isinstance(value, kind) and value and not str(value).isspace(),
+        where,
+        f"expected a non-empty {kind.__name__}, got {value!r}",
+    )
     return cast("_T", value)
 
 
@@ -133,8 +137,11 @@ def _bounds(value: object) -> Bounds:
     box = dict(zip(_BOUND_KEYS, _fields(value, "bounds", _BOUND_KEYS), strict=True))
     for key, number in box.items():
         limit = 90 if key.endswith("lat") else 180
-        _check(type(number) in (int, float) and -limit <= number <= limit, f"bounds.{key}",
-               f"expected a number within [-{limit}, {limit}], got {number!r}")
+        _check(
+            type(number) in (int, float) and -limit <= number <= limit,
+            f"bounds.{key}",
+            f"expected a number within [-{limit}, {limit}], got {number!r}",
+        )
     for low, high in (("min_lat", "max_lat"), ("min_lon", "max_lon")):
         _check(box[low] < box[high], "bounds", f"inverted, {low}={box[low]} >= {high}={box[high]}")
     return Bounds(**{key: float(number) for key, number in box.items()})
@@ -152,8 +159,12 @@ def _parse(data: object) -> AreaCatalog:
         _check(code not in labels, f"municipalities[{i}]", f"duplicate municipality {code!r}")
         where = f"municipality {code!r} names"
         _check(isinstance(names, dict) and names, where, "expected a non-empty object lang->name")
-        labels[code] = (_need(label, f"municipality {code!r} name", str), MappingProxyType(
-            {_need(k, where, str): _need(v, f"{where}.{k}", str) for k, v in names.items()}))
+        labels[code] = (
+            _need(label, f"municipality {code!r} name", str),
+            MappingProxyType(
+                {_need(k, where, str): _need(v, f"{where}.{k}", str) for k, v in names.items()}
+            ),
+        )
     zones, zone_of = dict[str, PoliceZone](), dict[str, str]()
     for i, item in enumerate(_need(values["police_zones"], "police_zones", list)):
         code, label, members = _fields(item, f"police_zones[{i}]", _ZONE_KEYS)
@@ -163,16 +174,28 @@ def _parse(data: object) -> AreaCatalog:
         members = [_need(m, f"{where} municipalities", str) for m in _need(members, where, list)]
         for member in members:
             _check(member in labels, where, f"unknown municipality {member!r}")
-            _check(member not in zone_of, f"municipality {member!r}",
-                   f"in two police zones, {zone_of.get(member)!r} and {code!r}")
+            _check(
+                member not in zone_of,
+                f"municipality {member!r}",
+                f"in two police zones, {zone_of.get(member)!r} and {code!r}",
+            )
             zone_of[member] = code
         zones[code] = PoliceZone(code, _need(label, f"{where} name", str), tuple(members))
     orphans = ", ".join(sorted(set(labels) - set(zone_of)))
     _check(not orphans, "police_zones", f"municipality(ies) in no police zone: {orphans}")
-    municipalities = {code: Municipality(code, label, names, zone_of[code])
-                      for code, (label, names) in labels.items()}
-    return AreaCatalog(catalog_id, name, currency, timezone, _bounds(values["bounds"]),
-                       MappingProxyType(municipalities), MappingProxyType(zones))
+    municipalities = {
+        code: Municipality(code, label, names, zone_of[code])
+        for code, (label, names) in labels.items()
+    }
+    return AreaCatalog(
+        catalog_id,
+        name,
+        currency,
+        timezone,
+        _bounds(values["bounds"]),
+        MappingProxyType(municipalities),
+        MappingProxyType(zones),
+    )
 
 
 def load_catalog(source: str | os.PathLike[str]) -> AreaCatalog:
@@ -185,8 +208,9 @@ def load_catalog(source: str | os.PathLike[str]) -> AreaCatalog:
     try:
         return _parse(json.loads(file.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(f"cannot read {origin} (bundled: {', '.join(BUNDLED_CATALOGS)}): "
-                           f"{exc}") from exc
+        raise CatalogError(
+            f"cannot read {origin} (bundled: {', '.join(BUNDLED_CATALOGS)}): {exc}"
+        ) from exc
     except json.JSONDecodeError as exc:
         raise CatalogError(f"{origin}: malformed JSON: {exc}") from None
     except CatalogError as exc:

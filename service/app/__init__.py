@@ -1,0 +1,1 @@
+"""Application services: validate commands, run them against aggregates, and commit them."""

@@ -1,0 +1,76 @@
+"""What every application service shares: the writer, the loader, the catalog and the clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+from uuid import UUID
+
+from service.app.commands import Command
+from service.app.loading import AggregateLoader
+from service.app.results import RecordedEvent, WriteContext, WriteResult
+from service.app.validation import Violations
+from service.app.writer import Decision, GroupCommitWriter, WriteJob
+from service.areas import AreaCatalog
+from service.domain.base import RegistryAggregate
+from service.domain.errors import NotFoundError, StoreUnavailableError
+from service.store.base import BackendUnavailableError
+
+A = TypeVar("A", bound=RegistryAggregate)
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class ServiceDeps:
+    """The collaborators of the application services, built once by the composition root."""
+
+    writer: GroupCommitWriter
+    loader: AggregateLoader
+    catalog: AreaCatalog
+    clock: Clock
+    reads: Executor
+
+
+class ApplicationService:
+    """Base of the application services."""
+
+    def __init__(self, deps: ServiceDeps) -> None:
+        self._deps = deps
+        self._catalog = deps.catalog
+
+    def _now(self) -> datetime:
+        return self._deps.clock()
+
+    def _business_time(self, given: datetime | None) -> datetime:
+        """Return the given business time, or now; reject times in the future."""
+        now = self._now()
+        v = Violations()
+        v.not_future(given, "occurred_at", now)
+        v.raise_if_any()
+        return given or now
+
+    async def _write(
+        self, command: Command, context: WriteContext, decide: Decision
+    ) -> WriteResult:
+        """Queue the command for group commit and wait for its outcome."""
+        job = WriteJob(context, command.fingerprint(context.expected_version), decide)
+        return await asyncio.wrap_future(self._deps.writer.submit(job))
+
+    async def _read(self, cls: type[A], aggregate_id: UUID) -> tuple[A, list[RecordedEvent]]:
+        """Load an aggregate and its history from the write model."""
+        loop = asyncio.get_running_loop()
+        try:
+            aggregate, history = await loop.run_in_executor(
+                self._deps.reads, self._deps.loader.load_with_history, aggregate_id
+            )
+        except BackendUnavailableError as err:
+            msg = f"event store unavailable: {err}"
+            raise StoreUnavailableError(msg) from err
+        if not isinstance(aggregate, cls):
+            raise NotFoundError(cls.STREAM_TYPE, str(aggregate_id))
+        return aggregate, history

@@ -1,0 +1,60 @@
+"""The registry: the application services wired to one event store."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from service.app.asset_cases import AssetCases
+from service.app.base import Clock, ServiceDeps
+from service.app.gangs import Gangs
+from service.app.incidents import Incidents
+from service.app.loading import AggregateLoader
+from service.app.police_commands import PoliceCommands
+from service.app.writer import GroupCommitWriter
+from service.areas import AreaCatalog
+from service.store.base import EventStoreBackend
+from service.store.transcoding import registry_mapper
+
+
+def utc_now() -> datetime:
+    """Return the current time in UTC."""
+    return datetime.now(tz=UTC)
+
+
+class Registry:
+    """Owns the writer thread, the read pool and the backend; exposes the services."""
+
+    def __init__(
+        self,
+        backend: EventStoreBackend,
+        catalog: AreaCatalog,
+        *,
+        clock: Clock = utc_now,
+        max_batch: int = 256,
+        read_threads: int = 8,
+    ) -> None:
+        mapper = registry_mapper()
+        self.backend = backend
+        self.catalog = catalog
+        self.writer = GroupCommitWriter(backend, mapper, max_batch=max_batch)
+        self.loader = AggregateLoader(backend, mapper)
+        self._reads = ThreadPoolExecutor(max_workers=read_threads, thread_name_prefix="reads")
+        deps = ServiceDeps(
+            writer=self.writer,
+            loader=self.loader,
+            catalog=catalog,
+            clock=clock,
+            reads=self._reads,
+        )
+        self.incidents = Incidents(deps)
+        self.gangs = Gangs(deps)
+        self.police_commands = PoliceCommands(deps)
+        self.asset_cases = AssetCases(deps)
+        self.writer.start()
+
+    def close(self) -> None:
+        """Commit what is queued, stop the threads and close the store."""
+        self.writer.stop()
+        self._reads.shutdown(wait=True)
+        self.backend.close()

@@ -1,0 +1,72 @@
+"""A unit of work: the aggregates one command reads and changes, isolated until it succeeds."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.domain import CanMutateAggregate
+
+from service.domain.base import RegistryAggregate
+from service.domain.errors import NotFoundError, VersionConflictError
+
+A = TypeVar("A", bound=RegistryAggregate)
+
+Loader = Callable[[UUID], RegistryAggregate | None]
+
+
+class UnitOfWork:
+    """Loads aggregates for one command and collects the events it triggers.
+
+    Aggregates already changed by earlier commands of the same batch come from `shared`
+    (deep-copied, so a failing command leaves no trace); others are loaded from the store.
+    """
+
+    def __init__(self, load: Loader, shared: dict[UUID, RegistryAggregate]) -> None:
+        self._load = load
+        self._shared = shared
+        self._touched: dict[UUID, RegistryAggregate] = {}
+
+    def find(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        """Return the aggregate, or None when it does not exist."""
+        if aggregate_id in self._touched:
+            found: RegistryAggregate | None = self._touched[aggregate_id]
+        elif aggregate_id in self._shared:
+            found = copy.deepcopy(self._shared[aggregate_id])
+        else:
+            found = self._load(aggregate_id)
+        if found is None:
+            return None
+        if not isinstance(found, cls):
+            return None
+        self._touched[aggregate_id] = found
+        return found
+
+    def get(self, cls: type[A], aggregate_id: UUID, expected_version: int | None = None) -> A:
+        """Return the aggregate; raise NotFoundError or VersionConflictError."""
+        found = self.find(cls, aggregate_id)
+        if found is None:
+            raise NotFoundError(cls.STREAM_TYPE, str(aggregate_id))
+        if expected_version is not None and expected_version != found.version:
+            raise VersionConflictError(str(aggregate_id), expected_version, found.version)
+        return found
+
+    def add(self, aggregate: A, expected_version: int | None = None) -> A:
+        """Track a newly created aggregate; a non-zero expected version conflicts."""
+        if expected_version not in (None, 0):
+            raise VersionConflictError(str(aggregate.id), expected_version, 0)
+        self._touched[aggregate.id] = aggregate
+        return aggregate
+
+    def collect(self) -> list[CanMutateAggregate[Any]]:
+        """Take the pending events of every touched aggregate."""
+        events: list[CanMutateAggregate[Any]] = []
+        for aggregate in self._touched.values():
+            events.extend(aggregate.collect_events())
+        return events
+
+    def publish(self) -> None:
+        """Make this command's changes visible to the next commands of the batch."""
+        self._shared.update(self._touched)

@@ -1,0 +1,226 @@
+"""Group commit: one writer thread turns concurrent commands into few, larger transactions."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from eventsourcing.persistence import Mapper
+
+from service.app.loading import AggregateLoader
+from service.app.results import WriteContext, WriteResult
+from service.app.unit_of_work import UnitOfWork
+from service.domain.base import RegistryAggregate, recording_metadata
+from service.domain.errors import (
+    ConcurrentModificationError,
+    RegistryError,
+    RequestIdReusedError,
+    StoreUnavailableError,
+)
+from service.store.base import (
+    AppendConflictError,
+    BackendUnavailableError,
+    EventStoreBackend,
+    IdempotencyRecord,
+    PendingWrite,
+)
+
+log = structlog.get_logger(__name__)
+
+Decision = Callable[[UnitOfWork], RegistryAggregate]
+
+
+@dataclass
+class WriteJob:
+    """One command waiting to be committed, and the future its caller waits on."""
+
+    context: WriteContext
+    fingerprint: str
+    decide: Decision
+    future: Future[WriteResult] = field(default_factory=Future)
+
+
+class GroupCommitWriter:
+    """Runs commands one after another on a single thread and commits them in batches.
+
+    Commands queued while a transaction is in flight are decided against the state left by
+    the commands before them and committed together, with their idempotency records, in the
+    next transaction. A batch that loses a race with another process is retried command by
+    command, each re-decided against fresh state.
+    """
+
+    def __init__(
+        self,
+        backend: EventStoreBackend,
+        mapper: Mapper[Any],
+        *,
+        max_batch: int = 256,
+        max_attempts: int = 5,
+    ) -> None:
+        self._backend = backend
+        self._mapper = mapper
+        self._loader = AggregateLoader(backend, mapper)
+        self._max_batch = max_batch
+        self._max_attempts = max_attempts
+        self._queue: queue.SimpleQueue[WriteJob | None] = queue.SimpleQueue()
+        self._accepting = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        with self._lock:
+            self._accepting = True
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Commit every queued command, then stop the writer thread."""
+        with self._lock:
+            if not self._accepting:
+                return
+            self._accepting = False
+            self._queue.put(None)
+        self._thread.join()
+
+    def submit(self, job: WriteJob) -> Future[WriteResult]:
+        """Queue a command; the future resolves once it is committed or rejected."""
+        with self._lock:
+            if not self._accepting:
+                job.future.set_exception(StoreUnavailableError("the registry is shutting down"))
+                return job.future
+            self._queue.put(job)
+        return job.future
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            job = self._queue.get()
+            if job is None:
+                break
+            batch = [job]
+            while len(batch) < self._max_batch:
+                try:
+                    queued = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if queued is None:
+                    stopping = True
+                    break
+                batch.append(queued)
+            runnable = [j for j in batch if j.future.set_running_or_notify_cancel()]
+            try:
+                self._commit_batch(runnable)
+            except Exception as err:  # the thread must survive whatever a batch does
+                log.exception("write_batch_crashed")
+                _fail(runnable, err)
+
+    def _commit_batch(self, batch: Sequence[WriteJob]) -> None:
+        if not batch:
+            return
+        try:
+            known = self._backend.find_requests(sorted({j.context.request_id for j in batch}))
+        except BackendUnavailableError as err:
+            _fail(batch, StoreUnavailableError(f"event store unavailable: {err}"))
+            return
+        shared: dict[Any, RegistryAggregate] = {}
+        staged: list[tuple[WriteJob, PendingWrite]] = []
+        deferred: list[WriteJob] = []
+        in_batch: set[str] = set()
+        for job in batch:
+            request_id = job.context.request_id
+            if request_id in known:
+                _resolve_replay(job, known[request_id])
+            elif request_id in in_batch:
+                deferred.append(job)
+            else:
+                pending = self._decide(job, shared)
+                if pending is not None:
+                    staged.append((job, pending))
+                    in_batch.add(request_id)
+        if staged:
+            self._append(staged)
+        if deferred:
+            self._commit_batch(deferred)
+
+    def _append(self, staged: list[tuple[WriteJob, PendingWrite]]) -> None:
+        try:
+            positions = self._backend.append([pending for _, pending in staged])
+        except AppendConflictError:
+            log.info("write_batch_conflicted", size=len(staged))
+            for job, _ in staged:
+                self._commit_alone(job)
+            return
+        except BackendUnavailableError as err:
+            _fail(
+                [job for job, _ in staged], StoreUnavailableError(f"event store unavailable: {err}")
+            )
+            return
+        for (job, pending), position in zip(staged, positions, strict=True):
+            job.future.set_result(WriteResult(pending.aggregate_id, pending.version, position))
+
+    def _commit_alone(self, job: WriteJob) -> None:
+        request_id = job.context.request_id
+        for _ in range(self._max_attempts):
+            try:
+                known = self._backend.find_requests([request_id])
+                if request_id in known:
+                    _resolve_replay(job, known[request_id])
+                    return
+                pending = self._decide(job, {})
+                if pending is None:
+                    return
+                (position,) = self._backend.append([pending])
+            except AppendConflictError:
+                continue
+            except BackendUnavailableError as err:
+                job.future.set_exception(StoreUnavailableError(f"event store unavailable: {err}"))
+                return
+            job.future.set_result(WriteResult(pending.aggregate_id, pending.version, position))
+            return
+        job.future.set_exception(ConcurrentModificationError(f"request {request_id}"))
+
+    def _decide(self, job: WriteJob, shared: dict[Any, RegistryAggregate]) -> PendingWrite | None:
+        """Run the command; on rejection resolve its future and return None."""
+        unit = UnitOfWork(self._loader.load, shared)
+        try:
+            with recording_metadata(job.context.metadata()):
+                primary = job.decide(unit)
+            stored = [self._mapper.to_stored_event(e) for e in unit.collect()]
+            unit.publish()
+        except RegistryError as err:
+            job.future.set_exception(err)
+            return None
+        except BackendUnavailableError as err:
+            job.future.set_exception(StoreUnavailableError(f"event store unavailable: {err}"))
+            return None
+        except Exception as err:
+            log.exception("command_failed", request_id=job.context.request_id)
+            job.future.set_exception(err)
+            return None
+        return PendingWrite(
+            request_id=job.context.request_id,
+            fingerprint=job.fingerprint,
+            aggregate_id=primary.id,
+            version=primary.version,
+            events=stored,
+        )
+
+
+def _resolve_replay(job: WriteJob, record: IdempotencyRecord) -> None:
+    if record.fingerprint != job.fingerprint:
+        job.future.set_exception(RequestIdReusedError(record.request_id))
+        return
+    job.future.set_result(
+        WriteResult(record.aggregate_id, record.version, record.position, replayed=True)
+    )
+
+
+def _fail(jobs: Sequence[WriteJob], err: BaseException) -> None:
+    for job in jobs:
+        if not job.future.done():
+            job.future.set_exception(err)

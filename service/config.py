@@ -1,0 +1,69 @@
+"""Configuration, read once from environment variables by the composition root."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """Raised when an environment variable has an invalid value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the server; see the README's configuration table."""
+
+    listen_address: str = "localhost:50051"
+    sqlite_path: Path = Path("data/incidents.sqlite")
+    sqlite_synchronous: str = "FULL"
+    area_catalog: str = "brussels"
+    log_format: str = "json"
+    log_level: str = "info"
+    shutdown_grace_seconds: float = 10.0
+    max_batch: int = 256
+    read_threads: int = 8
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from `env` (default: the process environment)."""
+        env = os.environ if env is None else env
+        defaults = cls()
+        log_format = env.get("INCIDENTS_LOG_FORMAT", defaults.log_format)
+        if log_format not in {"json", "console"}:
+            msg = f"INCIDENTS_LOG_FORMAT must be 'json' or 'console', not {log_format!r}"
+            raise ConfigError(msg)
+        synchronous = env.get("INCIDENTS_SQLITE_SYNCHRONOUS", defaults.sqlite_synchronous).upper()
+        if synchronous not in {"FULL", "NORMAL", "EXTRA"}:
+            msg = f"INCIDENTS_SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA, not {synchronous!r}"
+            raise ConfigError(msg)
+        return cls(
+            listen_address=env.get("INCIDENTS_LISTEN_ADDRESS", defaults.listen_address),
+            sqlite_path=Path(env.get("INCIDENTS_SQLITE_PATH", str(defaults.sqlite_path))),
+            sqlite_synchronous=synchronous,
+            area_catalog=env.get("INCIDENTS_AREA_CATALOG", defaults.area_catalog),
+            log_format=log_format,
+            log_level=env.get("INCIDENTS_LOG_LEVEL", defaults.log_level).lower(),
+            shutdown_grace_seconds=_number(env, "INCIDENTS_SHUTDOWN_GRACE_SECONDS", 10.0),
+            max_batch=int(_number(env, "INCIDENTS_MAX_BATCH", defaults.max_batch, minimum=1)),
+            read_threads=int(
+                _number(env, "INCIDENTS_READ_THREADS", defaults.read_threads, minimum=1)
+            ),
+        )
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        msg = f"{name} must be a number, not {raw!r}"
+        raise ConfigError(msg) from None
+    if value < minimum:
+        msg = f"{name} must be at least {minimum}, not {raw!r}"
+        raise ConfigError(msg)
+    return value

@@ -1,0 +1,80 @@
+"""Domain errors: one hierarchy, mapped to gRPC status codes at the edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class RegistryError(Exception):
+    """Base class of every error the registry reports to its callers."""
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One invalid field of a request: its path and what is wrong with it."""
+
+    field: str
+    description: str
+
+
+class InvalidArgumentError(RegistryError):
+    """Raised when a request has invalid field values; nothing is written."""
+
+    def __init__(self, violations: list[FieldViolation] | tuple[FieldViolation, ...]) -> None:
+        self.violations = tuple(violations)
+        summary = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        super().__init__(f"invalid request: {summary}")
+
+
+class NotFoundError(RegistryError):
+    """Raised when a named aggregate does not exist."""
+
+    def __init__(self, resource_type: str, resource_id: str) -> None:
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        super().__init__(f"{resource_type} {resource_id} not found")
+
+
+class RuleViolatedError(RegistryError):
+    """Raised when a write would break a domain rule given the current state."""
+
+    def __init__(self, rule: str, subject: str, description: str) -> None:
+        self.rule = rule
+        self.subject = subject
+        self.description = description
+        super().__init__(description)
+
+
+class VersionConflictError(RegistryError):
+    """Raised when a write's expected version differs from the aggregate's version."""
+
+    def __init__(self, aggregate_id: str, expected: int, actual: int) -> None:
+        self.aggregate_id = aggregate_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"version conflict on {aggregate_id}: expected version {expected}, actual {actual}"
+        )
+
+
+class RequestIdReusedError(RegistryError):
+    """Raised when a request id was already used for a different request."""
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        super().__init__(
+            f"request_id {request_id!r} was already used for a different request; "
+            "use a new request_id for a new request"
+        )
+
+
+class StoreUnavailableError(RegistryError):
+    """Raised when the event store cannot be reached or is shutting down; safe to retry."""
+
+
+class ConcurrentModificationError(RegistryError):
+    """Raised when a write kept losing races with concurrent writers; safe to retry."""
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        super().__init__(f"{subject} kept conflicting with concurrent writes; retry it")

@@ -1,0 +1,68 @@
+"""What the application needs from an event store backend, whatever the database."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from eventsourcing.persistence import Notification, StoredEvent
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """The outcome of an accepted write, kept under its request id."""
+
+    request_id: str
+    fingerprint: str
+    aggregate_id: UUID
+    version: int
+    position: int
+
+
+@dataclass(frozen=True)
+class PendingWrite:
+    """The stored events of one accepted request, to be appended atomically with its record."""
+
+    request_id: str
+    fingerprint: str
+    aggregate_id: UUID
+    version: int
+    events: Sequence[StoredEvent]
+
+
+class AppendConflictError(Exception):
+    """Raised when an append lost a race: a stream version or request id was taken."""
+
+
+class BackendUnavailableError(Exception):
+    """Raised when the database cannot be reached or is locked past the timeout."""
+
+
+class EventStoreBackend(ABC):
+    """Appends batches of writes in one transaction and reads streams and requests."""
+
+    @abstractmethod
+    def append(self, writes: Sequence[PendingWrite]) -> list[int]:
+        """Append every write's events and idempotency record in one transaction.
+
+        Returns each write's position (that of its last event). Raises AppendConflictError
+        if any stream version or request id was taken concurrently; nothing is written then.
+        """
+
+    @abstractmethod
+    def find_requests(self, request_ids: Sequence[str]) -> dict[str, IdempotencyRecord]:
+        """Return the records of the given request ids that were already accepted."""
+
+    @abstractmethod
+    def read_stream(self, aggregate_id: UUID) -> list[Notification]:
+        """Return every stored event of one aggregate, oldest first, with log positions."""
+
+    @abstractmethod
+    def head(self) -> int:
+        """Return the position of the last event in the log (0 when empty)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,171 @@
+"""The embedded SQLite event store: the library's recorder, plus idempotency and batch appends."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from uuid import UUID
+
+from eventsourcing.persistence import (
+    IntegrityError,
+    Notification,
+    OperationalError,
+    PersistenceError,
+)
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteDatastore,
+)
+
+from service.store.base import (
+    AppendConflictError,
+    BackendUnavailableError,
+    EventStoreBackend,
+    IdempotencyRecord,
+    PendingWrite,
+)
+
+EVENTS_TABLE = "stored_events"
+REQUESTS_TABLE = "accepted_requests"
+
+
+class _DurableConnectionPool(SQLiteConnectionPool):
+    """Connections with an explicit durability level and foreign-key checks."""
+
+    def __init__(self, *, synchronous: str, **kwargs: object) -> None:
+        self.synchronous = synchronous
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+
+    def _create_connection(self) -> SQLiteConnection:
+        connection = super()._create_connection()
+        raw = connection._sqlite_conn
+        raw.execute(f"PRAGMA synchronous={self.synchronous}")
+        return connection
+
+
+class RegistrySQLiteDatastore(SQLiteDatastore):
+    """A file-backed SQLite datastore in WAL mode with a chosen `synchronous` level."""
+
+    def __init__(self, path: str, *, synchronous: str = "FULL", lock_timeout: int = 10) -> None:
+        if synchronous not in {"FULL", "NORMAL", "EXTRA"}:
+            msg = f"unsupported SQLite synchronous level {synchronous!r}"
+            raise ValueError(msg)
+        super().__init__(path, lock_timeout=lock_timeout)
+        self.pool = _DurableConnectionPool(
+            synchronous=synchronous, db_name=path, lock_timeout=lock_timeout
+        )
+
+
+class RegistrySQLiteRecorder(SQLiteApplicationRecorder):
+    """The library's application recorder with a table of accepted request ids."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        """Add the accepted-requests table to the library's events table."""
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {REQUESTS_TABLE} ("
+            "request_id TEXT PRIMARY KEY, "
+            "fingerprint TEXT NOT NULL, "
+            "aggregate_id TEXT NOT NULL, "
+            "version INTEGER NOT NULL, "
+            "position INTEGER NOT NULL) WITHOUT ROWID",
+        ]
+
+
+class SQLiteEventStore(EventStoreBackend):
+    """Event store backend on one SQLite file."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.datastore = RegistrySQLiteDatastore(str(path), synchronous=synchronous)
+        self.recorder = RegistrySQLiteRecorder(self.datastore, events_table_name=EVENTS_TABLE)
+        try:
+            self.recorder.create_table()
+        except PersistenceError as err:
+            msg = f"cannot open the SQLite event store at {path}: {err}"
+            raise BackendUnavailableError(msg) from err
+
+    def append(self, writes: Sequence[PendingWrite]) -> list[int]:
+        """Append all writes and their request records in one transaction."""
+        positions: list[int] = []
+        try:
+            with self.datastore.transaction(commit=True) as cursor:
+                for write in writes:
+                    ids = self.recorder._insert_events(cursor, write.events)
+                    assert ids, "the application recorder returns notification ids"
+                    position = ids[-1]
+                    cursor.execute(
+                        f"INSERT INTO {REQUESTS_TABLE} VALUES (?,?,?,?,?)",
+                        (
+                            write.request_id,
+                            write.fingerprint,
+                            write.aggregate_id.hex,
+                            write.version,
+                            position,
+                        ),
+                    )
+                    positions.append(position)
+        except IntegrityError as err:
+            raise AppendConflictError(str(err)) from err
+        except (OperationalError, sqlite3.OperationalError) as err:
+            raise BackendUnavailableError(str(err)) from err
+        return positions
+
+    def find_requests(self, request_ids: Sequence[str]) -> dict[str, IdempotencyRecord]:
+        """Look up accepted request ids in one query."""
+        if not request_ids:
+            return {}
+        marks = ",".join("?" * len(request_ids))
+        try:
+            with self.datastore.transaction(commit=False) as cursor:
+                cursor.execute(
+                    f"SELECT * FROM {REQUESTS_TABLE} WHERE request_id IN ({marks})",
+                    list(request_ids),
+                )
+                rows = cursor.fetchall()
+        except (OperationalError, sqlite3.OperationalError) as err:
+            raise BackendUnavailableError(str(err)) from err
+        return {
+            row["request_id"]: IdempotencyRecord(
+                request_id=row["request_id"],
+                fingerprint=row["fingerprint"],
+                aggregate_id=UUID(row["aggregate_id"]),
+                version=row["version"],
+                position=row["position"],
+            )
+            for row in rows
+        }
+
+    def read_stream(self, aggregate_id: UUID) -> list[Notification]:
+        """Return one aggregate's stored events with their log positions."""
+        try:
+            with self.datastore.transaction(commit=False) as cursor:
+                cursor.execute(
+                    f"SELECT rowid, * FROM {EVENTS_TABLE} WHERE originator_id=? "
+                    "ORDER BY originator_version",
+                    [aggregate_id.hex],
+                )
+                rows = cursor.fetchall()
+        except (OperationalError, sqlite3.OperationalError) as err:
+            raise BackendUnavailableError(str(err)) from err
+        return [
+            Notification(
+                id=row["rowid"],
+                originator_id=UUID(row["originator_id"]),
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=row["state"],
+            )
+            for row in rows
+        ]
+
+    def head(self) -> int:
+        """Return the last position in the log."""
+        return self.recorder.max_notification_id() or 0
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.datastore.close()

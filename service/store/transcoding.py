@@ -1,0 +1,69 @@
+"""JSON transcodings for the domain's value objects and enumerations."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from enum import Enum
+from typing import Any
+
+from eventsourcing.persistence import (
+    DatetimeAsISO,
+    DecimalAsStr,
+    JSONTranscoder,
+    Mapper,
+    Transcoding,
+    UUIDAsHex,
+)
+
+from service.domain.values import ENUM_TYPES, VALUE_TYPES
+
+
+class EnumAsValue(Transcoding):
+    """Stores an enumeration member as its value."""
+
+    def __init__(self, enum_type: type[Enum]) -> None:
+        self.type = enum_type
+        self.name = enum_type.__name__
+
+    def encode(self, obj: Enum) -> Any:
+        """Return the member's value."""
+        return obj.value
+
+    def decode(self, data: Any) -> Enum:
+        """Return the member with the stored value."""
+        return self.type(data)
+
+
+class FrozenDataclassAsDict(Transcoding):
+    """Stores a frozen value dataclass as a dict of its fields (lists come back as tuples)."""
+
+    def __init__(self, value_type: type) -> None:
+        self.type = value_type
+        self.name = value_type.__name__
+        self._names = tuple(f.name for f in fields(value_type))
+
+    def encode(self, obj: Any) -> dict[str, Any]:
+        """Return the fields as a dict; nested values are transcoded in turn."""
+        return {name: getattr(obj, name) for name in self._names}
+
+    def decode(self, data: dict[str, Any]) -> Any:
+        """Rebuild the value object."""
+        return self.type(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def registry_transcoder() -> JSONTranscoder:
+    """Return a JSON transcoder that knows every type stored in the registry's events."""
+    transcoder = JSONTranscoder()
+    transcoder.register(UUIDAsHex())
+    transcoder.register(DecimalAsStr())
+    transcoder.register(DatetimeAsISO())
+    for enum_type in ENUM_TYPES:
+        transcoder.register(EnumAsValue(enum_type))
+    for value_type in VALUE_TYPES:
+        transcoder.register(FrozenDataclassAsDict(value_type))
+    return transcoder
+
+
+def registry_mapper() -> Mapper[Any]:
+    """Return the mapper between domain events and stored events."""
+    return Mapper(transcoder=registry_transcoder())
