@@ -91,6 +91,8 @@ class EventEnvelope(_message.Message):
     ASSETS_CONFISCATED_FIELD_NUMBER: _builtins.int
     ASSETS_REINVESTED_FIELD_NUMBER: _builtins.int
     ASSETS_RELEASED_FIELD_NUMBER: _builtins.int
+    ASSET_CASE_OPENED_FIELD_NUMBER: _builtins.int
+    MUNICIPALITY_COMMAND_SLOT_CREATED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """event_id identifies the event (derived from its stream and version)."""
     stream_id: _builtins.str
@@ -183,6 +185,14 @@ class EventEnvelope(_message.Message):
     def assets_released(self) -> Global___AssetsReleased:
         """assets_released payload."""
 
+    @_builtins.property
+    def asset_case_opened(self) -> Global___AssetCaseOpened:
+        """asset_case_opened payload."""
+
+    @_builtins.property
+    def municipality_command_slot_created(self) -> Global___MunicipalityCommandSlotCreated:
+        """municipality_command_slot_created payload."""
+
     def __init__(
         self,
         *,
@@ -213,12 +223,14 @@ class EventEnvelope(_message.Message):
         assets_confiscated: Global___AssetsConfiscated | None = ...,
         assets_reinvested: Global___AssetsReinvested | None = ...,
         assets_released: Global___AssetsReleased | None = ...,
+        asset_case_opened: Global___AssetCaseOpened | None = ...,
+        municipality_command_slot_created: Global___MunicipalityCommandSlotCreated | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assets_confiscated", b"assets_confiscated", "assets_reinvested", b"assets_reinvested", "assets_released", b"assets_released", "assets_seized", b"assets_seized", "attributed_to_gang", b"attributed_to_gang", "attribution_retracted", b"attribution_retracted", "casualties_revised", b"casualties_revised", "gang_alias_added", b"gang_alias_added", "gang_registered", b"gang_registered", "incident_amended", b"incident_amended", "incident_linked", b"incident_linked", "metadata", b"metadata", "municipality_command_assigned", b"municipality_command_assigned", "municipality_command_released", b"municipality_command_released", "occurred_at", b"occurred_at", "payload", b"payload", "police_command_unified", b"police_command_unified", "recorded_at", b"recorded_at", "shooting_reported", b"shooting_reported", "unified_command_ended", b"unified_command_ended"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["asset_case_opened", b"asset_case_opened", "assets_confiscated", b"assets_confiscated", "assets_reinvested", b"assets_reinvested", "assets_released", b"assets_released", "assets_seized", b"assets_seized", "attributed_to_gang", b"attributed_to_gang", "attribution_retracted", b"attribution_retracted", "casualties_revised", b"casualties_revised", "gang_alias_added", b"gang_alias_added", "gang_registered", b"gang_registered", "incident_amended", b"incident_amended", "incident_linked", b"incident_linked", "metadata", b"metadata", "municipality_command_assigned", b"municipality_command_assigned", "municipality_command_released", b"municipality_command_released", "municipality_command_slot_created", b"municipality_command_slot_created", "occurred_at", b"occurred_at", "payload", b"payload", "police_command_unified", b"police_command_unified", "recorded_at", b"recorded_at", "shooting_reported", b"shooting_reported", "unified_command_ended", b"unified_command_ended"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assets_confiscated", b"assets_confiscated", "assets_reinvested", b"assets_reinvested", "assets_released", b"assets_released", "assets_seized", b"assets_seized", "attributed_to_gang", b"attributed_to_gang", "attribution_retracted", b"attribution_retracted", "casualties_revised", b"casualties_revised", "event_id", b"event_id", "event_type", b"event_type", "gang_alias_added", b"gang_alias_added", "gang_registered", b"gang_registered", "incident_amended", b"incident_amended", "incident_linked", b"incident_linked", "metadata", b"metadata", "municipality_command_assigned", b"municipality_command_assigned", "municipality_command_released", b"municipality_command_released", "occurred_at", b"occurred_at", "payload", b"payload", "payload_json", b"payload_json", "police_command_unified", b"police_command_unified", "position", b"position", "recorded_at", b"recorded_at", "schema_version", b"schema_version", "shooting_reported", b"shooting_reported", "stream_id", b"stream_id", "stream_type", b"stream_type", "stream_version", b"stream_version", "unified_command_ended", b"unified_command_ended"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_case_opened", b"asset_case_opened", "assets_confiscated", b"assets_confiscated", "assets_reinvested", b"assets_reinvested", "assets_released", b"assets_released", "assets_seized", b"assets_seized", "attributed_to_gang", b"attributed_to_gang", "attribution_retracted", b"attribution_retracted", "casualties_revised", b"casualties_revised", "event_id", b"event_id", "event_type", b"event_type", "gang_alias_added", b"gang_alias_added", "gang_registered", b"gang_registered", "incident_amended", b"incident_amended", "incident_linked", b"incident_linked", "metadata", b"metadata", "municipality_command_assigned", b"municipality_command_assigned", "municipality_command_released", b"municipality_command_released", "municipality_command_slot_created", b"municipality_command_slot_created", "occurred_at", b"occurred_at", "payload", b"payload", "payload_json", b"payload_json", "police_command_unified", b"police_command_unified", "position", b"position", "recorded_at", b"recorded_at", "schema_version", b"schema_version", "shooting_reported", b"shooting_reported", "stream_id", b"stream_id", "stream_type", b"stream_type", "stream_version", b"stream_version", "unified_command_ended", b"unified_command_ended"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["shooting_reported", "casualties_revised", "incident_amended", "attributed_to_gang", "attribution_retracted", "incident_linked", "gang_registered", "gang_alias_added", "police_command_unified", "unified_command_ended", "municipality_command_assigned", "municipality_command_released", "assets_seized", "assets_confiscated", "assets_reinvested", "assets_released"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["shooting_reported", "casualties_revised", "incident_amended", "attributed_to_gang", "attribution_retracted", "incident_linked", "gang_registered", "gang_alias_added", "police_command_unified", "unified_command_ended", "municipality_command_assigned", "municipality_command_released", "assets_seized", "assets_confiscated", "assets_reinvested", "assets_released", "asset_case_opened", "municipality_command_slot_created"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -613,26 +625,44 @@ class UnifiedCommandEnded(_message.Message):
 Global___UnifiedCommandEnded: _TypeAlias = UnifiedCommandEnded  # noqa: Y015
 
 @_typing.final
-class MunicipalityCommandAssigned(_message.Message):
-    """MunicipalityCommandAssigned records that a municipality came under a command."""
+class MunicipalityCommandSlotCreated(_message.Message):
+    """MunicipalityCommandSlotCreated records that a municipality's command slot was first used."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     MUNICIPALITY_CODE_FIELD_NUMBER: _builtins.int
-    COMMAND_ID_FIELD_NUMBER: _builtins.int
     municipality_code: _builtins.str
     """municipality_code of the municipality."""
+    def __init__(
+        self,
+        *,
+        municipality_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["municipality_code", b"municipality_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MunicipalityCommandSlotCreated: _TypeAlias = MunicipalityCommandSlotCreated  # noqa: Y015
+
+@_typing.final
+class MunicipalityCommandAssigned(_message.Message):
+    """MunicipalityCommandAssigned records that the slot's municipality came under a command."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMAND_ID_FIELD_NUMBER: _builtins.int
     command_id: _builtins.str
     """command_id of the command."""
     def __init__(
         self,
         *,
-        municipality_code: _builtins.str = ...,
         command_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command_id", b"command_id", "municipality_code", b"municipality_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command_id", b"command_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -640,29 +670,47 @@ Global___MunicipalityCommandAssigned: _TypeAlias = MunicipalityCommandAssigned  
 
 @_typing.final
 class MunicipalityCommandReleased(_message.Message):
-    """MunicipalityCommandReleased records that a municipality left a command."""
+    """MunicipalityCommandReleased records that the slot's municipality left a command."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    MUNICIPALITY_CODE_FIELD_NUMBER: _builtins.int
     COMMAND_ID_FIELD_NUMBER: _builtins.int
-    municipality_code: _builtins.str
-    """municipality_code of the municipality."""
     command_id: _builtins.str
     """command_id of the command."""
     def __init__(
         self,
         *,
-        municipality_code: _builtins.str = ...,
         command_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command_id", b"command_id", "municipality_code", b"municipality_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command_id", b"command_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MunicipalityCommandReleased: _TypeAlias = MunicipalityCommandReleased  # noqa: Y015
+
+@_typing.final
+class AssetCaseOpened(_message.Message):
+    """AssetCaseOpened records a new asset recovery case; its seizures follow as AssetsSeized."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_REFERENCE_FIELD_NUMBER: _builtins.int
+    case_reference: _builtins.str
+    """case_reference is the judicial case reference."""
+    def __init__(
+        self,
+        *,
+        case_reference: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_reference", b"case_reference"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssetCaseOpened: _TypeAlias = AssetCaseOpened  # noqa: Y015
 
 @_typing.final
 class AssetsSeized(_message.Message):
@@ -670,14 +718,11 @@ class AssetsSeized(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    CASE_REFERENCE_FIELD_NUMBER: _builtins.int
     MUNICIPALITY_CODE_FIELD_NUMBER: _builtins.int
     GANG_ID_FIELD_NUMBER: _builtins.int
     INCIDENT_IDS_FIELD_NUMBER: _builtins.int
     ITEMS_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
-    case_reference: _builtins.str
-    """case_reference of the case."""
     municipality_code: _builtins.str
     """municipality_code where the assets were seized."""
     gang_id: _builtins.str
@@ -695,7 +740,6 @@ class AssetsSeized(_message.Message):
     def __init__(
         self,
         *,
-        case_reference: _builtins.str = ...,
         municipality_code: _builtins.str = ...,
         gang_id: _builtins.str = ...,
         incident_ids: _abc.Iterable[_builtins.str] | None = ...,
@@ -704,7 +748,7 @@ class AssetsSeized(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_reference", b"case_reference", "description", b"description", "gang_id", b"gang_id", "incident_ids", b"incident_ids", "items", b"items", "municipality_code", b"municipality_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "gang_id", b"gang_id", "incident_ids", b"incident_ids", "items", b"items", "municipality_code", b"municipality_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,89 @@
+"""The server factory: a real gRPC server with health, reflection and the registry's services."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from incident_registry_client.proto.incidents.v1 import (
+    asset_service_pb2,
+    asset_service_pb2_grpc,
+    command_service_pb2,
+    command_service_pb2_grpc,
+    gang_service_pb2,
+    gang_service_pb2_grpc,
+    incident_service_pb2,
+    incident_service_pb2_grpc,
+)
+
+from service.api.interceptors import RegistryInterceptor
+from service.api.servicers.asset_cases import AssetRecoveryServicer
+from service.api.servicers.gangs import GangServicer
+from service.api.servicers.incidents import IncidentServicer
+from service.api.servicers.police_commands import PoliceCommandServicer
+from service.app.registry import Registry
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+SERVICE_NAMES: tuple[str, ...] = (
+    incident_service_pb2.DESCRIPTOR.services_by_name["IncidentService"].full_name,
+    gang_service_pb2.DESCRIPTOR.services_by_name["GangService"].full_name,
+    command_service_pb2.DESCRIPTOR.services_by_name["PoliceCommandService"].full_name,
+    asset_service_pb2.DESCRIPTOR.services_by_name["AssetRecoveryService"].full_name,
+)
+
+
+@dataclass
+class RunningServer:
+    """A started server, the port it listens on, and its health service."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+
+    async def stop(self, grace: float) -> None:
+        """Report NOT_SERVING, let in-flight calls finish within `grace` seconds, then stop."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def start_server(
+    registry: Registry, address: str, *, options: Sequence[tuple[str, int]] = ()
+) -> RunningServer:
+    """Build, bind and start a server for `registry` on `address` ("host:port", port 0 = any)."""
+    server = grpc.aio.server(
+        interceptors=[RegistryInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+            *options,
+        ],
+    )
+    incident_service_pb2_grpc.add_IncidentServiceServicer_to_server(
+        IncidentServicer(registry.incidents), server
+    )
+    gang_service_pb2_grpc.add_GangServiceServicer_to_server(GangServicer(registry.gangs), server)
+    command_service_pb2_grpc.add_PoliceCommandServiceServicer_to_server(
+        PoliceCommandServicer(registry.police_commands), server
+    )
+    asset_service_pb2_grpc.add_AssetRecoveryServiceServicer_to_server(
+        AssetRecoveryServicer(registry.asset_cases, registry.catalog.currency), server
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        msg = f"cannot listen on {address}"
+        raise OSError(msg)
+    await server.start()
+    # The store was opened before the server: from now on the registry can serve.
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server=server, port=port, health=health_servicer)

@@ -1,0 +1,1 @@
+"""gRPC servicers: thin adapters from protobuf requests to the application services."""

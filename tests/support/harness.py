@@ -1,0 +1,84 @@
+"""A real registry server on 127.0.0.1:<free port>, running on its own event loop thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from service.api.server import RunningServer, start_server
+from service.app.registry import Registry, utc_now
+from service.areas import load_catalog
+from service.store.sqlite import SQLiteEventStore
+
+
+class ServerHarness:
+    """Starts and stops a registry server on an SQLite file, as often as a test needs."""
+
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        catalog: str = "brussels",
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.db_path = db_path
+        self.catalog = catalog
+        self.clock = clock
+        self.registry: Registry | None = None
+        self._running: RunningServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on."""
+        assert self._running is not None, "server not started"
+        return self._running.port
+
+    @property
+    def target(self) -> str:
+        """The address clients connect to."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> ServerHarness:
+        """Open the store and start serving."""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        backend = SQLiteEventStore(self.db_path)
+        self.registry = Registry(backend, load_catalog(self.catalog), clock=self.clock)
+        self._running = self._call(start_server(self.registry, "127.0.0.1:0"))
+        return self
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Drain in-flight calls, stop serving and close the store."""
+        if self._running is not None:
+            self._call(self._running.stop(grace))
+            self._running = None
+        if self.registry is not None:
+            self.registry.close()
+            self.registry = None
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
+            self._loop = None
+
+    def restart(self) -> ServerHarness:
+        """Stop and start again on the same file."""
+        self.stop()
+        return self.start()
+
+    def channel(self) -> grpc.Channel:
+        """A new client channel to the server."""
+        return grpc.insecure_channel(self.target)
+
+    def _call(self, coroutine: Any) -> Any:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)
