@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from incident_registry_client.proto.incidents.v1 import asset_pb2, command_pb2, incident_pb2
 
@@ -32,8 +32,8 @@ class EnumTable(Generic[E]):
         """Return the domain member, or None for UNSPECIFIED and unknown numbers."""
         return self._to_domain.get(number)
 
-    def proto(self, member: E) -> int:
-        """Return the protobuf number of a domain member."""
+    def proto(self, member: E) -> Any:
+        """Return the protobuf number of a domain member (typed as the generated enum)."""
         return self._to_proto[member]
 
 

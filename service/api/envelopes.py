@@ -36,9 +36,9 @@ def _correction(corrections: dict[str, Any]) -> incident_pb2.IncidentCorrection:
     message = incident_pb2.IncidentCorrection()
     for name, value in corrections.items():
         if name == "occurred_at":
-            message.occurred_at.CopyFrom(stamp(value))
+            message.occurred_at.FromDatetime(value)
         elif name == "occurred_at_precision":
-            message.occurred_at_precision = TIME_PRECISION.proto(value)  # type: ignore[assignment]
+            message.occurred_at_precision = TIME_PRECISION.proto(value)
         elif name == "location":
             point = res.geo_point(value)
             if point is not None:

@@ -96,7 +96,9 @@ def _retry_soon(_: RegistryError) -> list[object]:
     return [error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=1))]
 
 
-ERROR_TABLE: dict[type[RegistryError], tuple[grpc.StatusCode, Callable[[RegistryError], list[object]]]] = {
+ERROR_TABLE: dict[
+    type[RegistryError], tuple[grpc.StatusCode, Callable[[RegistryError], list[object]]]
+] = {
     InvalidArgumentError: (grpc.StatusCode.INVALID_ARGUMENT, _bad_request),
     NotFoundError: (grpc.StatusCode.NOT_FOUND, _not_found),
     RuleViolatedError: (grpc.StatusCode.FAILED_PRECONDITION, _precondition),
@@ -121,7 +123,5 @@ def status_for(err: RegistryError) -> tuple[grpc.StatusCode, str, tuple[tuple[st
         container = any_pb2.Any()
         container.Pack(detail)  # type: ignore[arg-type]
         packed.append(container)
-    status = status_pb2.Status(
-        code=getattr(code_pb2, code.name), message=message, details=packed
-    )
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=packed)
     return code, message, ((DETAILS_KEY, status.SerializeToString()),)

@@ -71,7 +71,7 @@ class FieldReader(Violations):
             return next(iter(table._to_domain.values()))  # noqa: SLF001 - placeholder only
         return member
 
-    def location(self, message: Message, field: str) -> GeoPoint | None:
+    def geo_point(self, message: Message, field: str) -> GeoPoint | None:
         """An optional coordinate message."""
         if not message.HasField(field):
             return None
@@ -82,7 +82,9 @@ class FieldReader(Violations):
         """The client's idempotency key: non-blank and short."""
         self.check(bool(value.strip()), "request_id", "is required (a unique idempotency key)")
         self.check(
-            len(value) <= MAX_REQUEST_ID, "request_id", f"must be at most {MAX_REQUEST_ID} characters"
+            len(value) <= MAX_REQUEST_ID,
+            "request_id",
+            f"must be at most {MAX_REQUEST_ID} characters",
         )
         return value
 

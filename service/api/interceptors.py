@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import structlog
@@ -18,7 +18,7 @@ log = structlog.get_logger("service.api")
 
 Context = grpc.aio.ServicerContext[Any, Any]
 UnaryBehavior = Callable[[Any, Context], Awaitable[Any]]
-_PASS_THROUGH_PREFIX = "/grpc."
+_INFRASTRUCTURE_PREFIX = "/grpc."
 
 
 class RegistryInterceptor(grpc.aio.ServerInterceptor):
@@ -31,18 +31,22 @@ class RegistryInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         """Wrap the unary handlers of the registry's own services."""
         handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
-        if handler is None or method.startswith(_PASS_THROUGH_PREFIX):
+        method: str = handler_call_details.method
+        if handler is None or method.startswith(_INFRASTRUCTURE_PREFIX):
             return handler
         if handler.unary_unary is None:
             return handler
         return grpc.unary_unary_rpc_method_handler(
-            _wrap_unary(method, handler.unary_unary, handler.request_deserializer),
+            _wrap_unary(
+                method, cast("UnaryBehavior", handler.unary_unary), handler.request_deserializer
+            ),
             request_deserializer=None,
             response_serializer=handler.response_serializer,
         )

@@ -84,7 +84,7 @@ def report_shooting(
         municipality_code=request.municipality_code,
         reported_at=r.time(request, "reported_at", required=False),
         address=request.address,
-        location=r.location(request, "location"),
+        location=r.geo_point(request, "location"),
         weapons=_weapons(r, request.weapons, "weapons"),
         assailant_count=request.assailant_count,
         assailants_masked=request.assailants_masked,
@@ -150,7 +150,7 @@ def amend_incident(
                 "correction.occurred_at_precision",
             )
         elif path == "location":
-            value = r.location(correction, "location")
+            value = r.geo_point(correction, "location")
         elif path == "weapons":
             value = _weapons(r, correction.weapons, "correction.weapons")
         else:
@@ -203,9 +203,7 @@ def link_incidents(
     )
 
 
-def register_gang(
-    request: gang_service_pb2.RegisterGangRequest, r: FieldReader
-) -> c.RegisterGang:
+def register_gang(request: gang_service_pb2.RegisterGangRequest, r: FieldReader) -> c.RegisterGang:
     """RegisterGangRequest to RegisterGang."""
     return c.RegisterGang(
         name=request.name,
@@ -216,9 +214,7 @@ def register_gang(
     )
 
 
-def add_gang_alias(
-    request: gang_service_pb2.AddGangAliasRequest, r: FieldReader
-) -> c.AddGangAlias:
+def add_gang_alias(request: gang_service_pb2.AddGangAliasRequest, r: FieldReader) -> c.AddGangAlias:
     """AddGangAliasRequest to AddGangAlias."""
     return c.AddGangAlias(
         gang_id=r.uuid(request.gang_id, "gang_id"),

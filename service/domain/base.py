@@ -6,11 +6,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, ClassVar, Self
 
 from eventsourcing.domain import Aggregate, CanInitAggregate, CanMutateAggregate
 
-_metadata: ContextVar[Mapping[str, str]] = ContextVar("event_metadata", default={})
+_metadata: ContextVar[Mapping[str, str]] = ContextVar(
+    "event_metadata", default=MappingProxyType({})
+)
 
 
 @contextmanager

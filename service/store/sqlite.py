@@ -12,11 +12,13 @@ from eventsourcing.persistence import (
     Notification,
     OperationalError,
     PersistenceError,
+    StoredEvent,
 )
 from eventsourcing.sqlite import (
     SQLiteApplicationRecorder,
     SQLiteConnection,
     SQLiteConnectionPool,
+    SQLiteCursor,
     SQLiteDatastore,
 )
 
@@ -41,7 +43,7 @@ class _DurableConnectionPool(SQLiteConnectionPool):
 
     def _create_connection(self) -> SQLiteConnection:
         connection = super()._create_connection()
-        raw = connection._sqlite_conn
+        raw = connection._sqlite_conn  # noqa: SLF001 - the library keeps it private
         raw.execute(f"PRAGMA synchronous={self.synchronous}")
         return connection
 
@@ -74,6 +76,12 @@ class RegistrySQLiteRecorder(SQLiteApplicationRecorder):
             "position INTEGER NOT NULL) WITHOUT ROWID",
         ]
 
+    def insert_events_with(
+        self, cursor: SQLiteCursor, stored_events: Sequence[StoredEvent]
+    ) -> Sequence[int]:
+        """Insert events within the caller's transaction; return their log positions."""
+        return self._insert_events(cursor, stored_events) or []
+
 
 class SQLiteEventStore(EventStoreBackend):
     """Event store backend on one SQLite file."""
@@ -94,11 +102,11 @@ class SQLiteEventStore(EventStoreBackend):
         try:
             with self.datastore.transaction(commit=True) as cursor:
                 for write in writes:
-                    ids = self.recorder._insert_events(cursor, write.events)
+                    ids = self.recorder.insert_events_with(cursor, write.events)
                     assert ids, "the application recorder returns notification ids"
                     position = ids[-1]
                     cursor.execute(
-                        f"INSERT INTO {REQUESTS_TABLE} VALUES (?,?,?,?,?)",
+                        f"INSERT INTO {REQUESTS_TABLE} VALUES (?,?,?,?,?)",  # noqa: S608 - constant table
                         (
                             write.request_id,
                             write.fingerprint,
@@ -122,7 +130,7 @@ class SQLiteEventStore(EventStoreBackend):
         try:
             with self.datastore.transaction(commit=False) as cursor:
                 cursor.execute(
-                    f"SELECT * FROM {REQUESTS_TABLE} WHERE request_id IN ({marks})",
+                    f"SELECT * FROM {REQUESTS_TABLE} WHERE request_id IN ({marks})",  # noqa: S608
                     list(request_ids),
                 )
                 rows = cursor.fetchall()
@@ -144,7 +152,7 @@ class SQLiteEventStore(EventStoreBackend):
         try:
             with self.datastore.transaction(commit=False) as cursor:
                 cursor.execute(
-                    f"SELECT rowid, * FROM {EVENTS_TABLE} WHERE originator_id=? "
+                    f"SELECT rowid, * FROM {EVENTS_TABLE} WHERE originator_id=? "  # noqa: S608
                     "ORDER BY originator_version",
                     [aggregate_id.hex],
                 )

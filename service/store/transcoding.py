@@ -31,7 +31,8 @@ class EnumAsValue(Transcoding):
 
     def decode(self, data: Any) -> Enum:
         """Return the member with the stored value."""
-        return self.type(data)
+        member: Enum = self.type(data)
+        return member
 
 
 class FrozenDataclassAsDict(Transcoding):

@@ -22,9 +22,7 @@ R = TypeVar("R")
 def headers(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
     """Return the call's text metadata as a dict."""
     return {
-        key: value
-        for key, value in (context.invocation_metadata() or ())
-        if isinstance(value, str)
+        key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)
     }
 
 
