@@ -1,0 +1,54 @@
+from pathlib import Path
+
+import pytest
+
+from service.config import ConfigError, Settings
+
+
+def test_defaults_serve_sqlite_on_localhost_50051():
+    settings = Settings.from_env({})
+    assert settings.listen_address == "localhost:50051"
+    assert settings.sqlite_path == Path("data/incidents.sqlite")
+    assert settings.sqlite_synchronous == "FULL"
+    assert settings.area_catalog == "brussels"
+
+
+def test_every_variable_is_read():
+    settings = Settings.from_env(
+        {
+            "INCIDENTS_LISTEN_ADDRESS": "0.0.0.0:6000",
+            "INCIDENTS_SQLITE_PATH": "/tmp/x.sqlite",
+            "INCIDENTS_SQLITE_SYNCHRONOUS": "normal",
+            "INCIDENTS_AREA_CATALOG": "toronto",
+            "INCIDENTS_LOG_FORMAT": "console",
+            "INCIDENTS_LOG_LEVEL": "DEBUG",
+            "INCIDENTS_SHUTDOWN_GRACE_SECONDS": "2.5",
+            "INCIDENTS_MAX_BATCH": "64",
+            "INCIDENTS_READ_THREADS": "2",
+        }
+    )
+    assert settings == Settings(
+        listen_address="0.0.0.0:6000",
+        sqlite_path=Path("/tmp/x.sqlite"),
+        sqlite_synchronous="NORMAL",
+        area_catalog="toronto",
+        log_format="console",
+        log_level="debug",
+        shutdown_grace_seconds=2.5,
+        max_batch=64,
+        read_threads=2,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("INCIDENTS_LOG_FORMAT", "xml"),
+        ("INCIDENTS_SQLITE_SYNCHRONOUS", "OFF"),
+        ("INCIDENTS_MAX_BATCH", "0"),
+        ("INCIDENTS_SHUTDOWN_GRACE_SECONDS", "soon"),
+    ],
+)
+def test_invalid_values_are_refused_with_the_variable_named(name, value):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
