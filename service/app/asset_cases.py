@@ -84,8 +84,8 @@ class AssetCases(ApplicationService):
 
     async def confiscate(self, command: ConfiscateAssets, context: WriteContext) -> WriteResult:
         """Record a court's confiscation."""
-        occurred_at = self._business_time(command.occurred_at)
         v = Violations()
+        occurred_at = self._business_time(command.occurred_at, v)
         self._check_amount(v, command.amount_cents)
         v.required(command.court, "court")
         v.required(command.decision_reference, "decision_reference")
@@ -105,8 +105,8 @@ class AssetCases(ApplicationService):
 
     async def reinvest(self, command: ReinvestAssets, context: WriteContext) -> WriteResult:
         """Record a reinvestment of confiscated value."""
-        occurred_at = self._business_time(command.occurred_at)
         v = Violations()
+        occurred_at = self._business_time(command.occurred_at, v)
         self._check_amount(v, command.amount_cents)
         v.required(command.beneficiary.name, "beneficiary.name")
         v.text(command.note, "note", MAX_LONG_TEXT)
@@ -126,8 +126,8 @@ class AssetCases(ApplicationService):
 
     async def release(self, command: ReleaseAssets, context: WriteContext) -> WriteResult:
         """Record a court's release of confiscated value."""
-        occurred_at = self._business_time(command.occurred_at)
         v = Violations()
+        occurred_at = self._business_time(command.occurred_at, v)
         self._check_amount(v, command.amount_cents)
         v.required(command.court, "court")
         v.required(command.decision_reference, "decision_reference")

@@ -14,7 +14,7 @@ from service.app.commands import Command
 from service.app.loading import AggregateLoader
 from service.app.results import RecordedEvent, WriteContext, WriteResult
 from service.app.validation import Violations
-from service.app.writer import Decision, GroupCommitWriter, WriteJob
+from service.app.writer import Decision, GroupCommitWriter
 from service.areas import AreaCatalog
 from service.domain.base import RegistryAggregate
 from service.domain.errors import NotFoundError, StoreUnavailableError
@@ -46,20 +46,18 @@ class ApplicationService:
     def _now(self) -> datetime:
         return self._deps.clock()
 
-    def _business_time(self, given: datetime | None) -> datetime:
-        """Return the given business time, or now; reject times in the future."""
+    def _business_time(self, given: datetime | None, v: Violations) -> datetime:
+        """Return the given business time, or now; a time in the future is a violation."""
         now = self._now()
-        v = Violations()
         v.not_future(given, "occurred_at", now)
-        v.raise_if_any()
         return given or now
 
     async def _write(
         self, command: Command, context: WriteContext, decide: Decision
     ) -> WriteResult:
         """Queue the command for group commit and wait for its outcome."""
-        job = WriteJob(context, command.fingerprint(context.expected_version), decide)
-        return await asyncio.wrap_future(self._deps.writer.submit(job))
+        fingerprint = command.fingerprint(context.expected_version)
+        return await self._deps.writer.execute(context, fingerprint, decide)
 
     async def _read(self, cls: type[A], aggregate_id: UUID) -> tuple[A, list[RecordedEvent]]:
         """Load an aggregate and its history from the write model."""

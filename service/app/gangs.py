@@ -17,13 +17,16 @@ class Gangs(ApplicationService):
 
     async def register(self, command: RegisterGang, context: WriteContext) -> WriteResult:
         """Register a new gang."""
-        occurred_at = self._business_time(command.occurred_at)
         v = Violations()
+        occurred_at = self._business_time(command.occurred_at, v)
         v.required(command.name, "name")
         for index, alias in enumerate(command.aliases):
             v.required(alias, f"aliases[{index}]")
         folded = [alias.strip().casefold() for alias in command.aliases]
-        v.distinct([command.name.strip().casefold(), *folded], "aliases")
+        v.distinct(folded, "aliases")
+        name = command.name.strip().casefold()
+        for index, alias in enumerate(folded):
+            v.check(alias != name, f"aliases[{index}]", "repeats the gang's name")
         v.municipalities(
             command.territory_municipality_codes, "territory_municipality_codes", self._catalog
         )
@@ -45,8 +48,8 @@ class Gangs(ApplicationService):
 
     async def add_alias(self, command: AddGangAlias, context: WriteContext) -> WriteResult:
         """Record another alias of a gang."""
-        occurred_at = self._business_time(command.occurred_at)
         v = Violations()
+        occurred_at = self._business_time(command.occurred_at, v)
         v.required(command.alias, "alias")
         v.raise_if_any()
 

@@ -32,7 +32,10 @@ class Incidents(ApplicationService):
         v = Violations()
         v.not_future(command.occurred_at, "occurred_at", now)
         v.not_future(reported_at, "reported_at", now)
-        v.check(command.occurred_at <= reported_at, "occurred_at", "must not be after reported_at")
+        if _aware(command.occurred_at) and _aware(reported_at):
+            v.check(
+                command.occurred_at <= reported_at, "occurred_at", "must not be after reported_at"
+            )
         v.municipality(command.municipality_code, "municipality_code", self._catalog)
         self._check_place(v, "", command.address, command.location)
         self._check_weapons(v, "weapons", command.weapons)
@@ -72,8 +75,8 @@ class Incidents(ApplicationService):
         self, command: ReviseCasualties, context: WriteContext
     ) -> WriteResult:
         """Record new casualty totals."""
-        occurred_at = self._business_time(command.occurred_at)
         v = Violations()
+        occurred_at = self._business_time(command.occurred_at, v)
         v.count(command.killed, "killed")
         v.count(command.injured, "injured")
         v.required(command.reason, "reason")
@@ -93,10 +96,10 @@ class Incidents(ApplicationService):
 
     async def amend(self, command: AmendIncident, context: WriteContext) -> WriteResult:
         """Record corrections of an incident's facts."""
-        occurred_at = self._business_time(command.occurred_at)
+        v = Violations()
+        occurred_at = self._business_time(command.occurred_at, v)
         now = self._now()
         corrections = dict(command.corrections)
-        v = Violations()
         v.required(command.reason, "reason")
         v.check(bool(corrections), "update_mask", "must name at least one field to correct")
         prefix = "correction."
@@ -118,9 +121,16 @@ class Incidents(ApplicationService):
             str(corrections.get("address", "")),
             location if isinstance(location, GeoPoint) else None,
         )
-        weapons = corrections.get("weapons", ())
-        if isinstance(weapons, tuple):
-            self._check_weapons(v, prefix + "weapons", weapons)
+        if "weapons" in corrections:
+            weapons = corrections["weapons"]
+            if v.check(
+                isinstance(weapons, tuple | list)
+                and all(isinstance(weapon, Weapon) for weapon in weapons),
+                prefix + "weapons",
+                "must be a list of weapons",
+            ):
+                corrections["weapons"] = tuple(weapons)  # type: ignore[arg-type]
+                self._check_weapons(v, prefix + "weapons", corrections["weapons"])  # type: ignore[arg-type]
         count = corrections.get("assailant_count", 0)
         if isinstance(count, int):
             v.count(count, prefix + "assailant_count")
@@ -145,8 +155,8 @@ class Incidents(ApplicationService):
         self, command: AttributeToGang, context: WriteContext
     ) -> WriteResult:
         """Attribute an incident to a registered gang."""
-        occurred_at = self._business_time(command.occurred_at)
         v = Violations()
+        occurred_at = self._business_time(command.occurred_at, v)
         v.check(0.0 <= command.confidence <= 1.0, "confidence", "must be a number from 0 to 1")
         v.required(command.basis, "basis", MAX_LONG_TEXT)
         v.raise_if_any()
@@ -169,8 +179,8 @@ class Incidents(ApplicationService):
         self, command: RetractAttribution, context: WriteContext
     ) -> WriteResult:
         """Withdraw an attribution."""
-        occurred_at = self._business_time(command.occurred_at)
         v = Violations()
+        occurred_at = self._business_time(command.occurred_at, v)
         v.required(command.reason, "reason", MAX_LONG_TEXT)
         v.raise_if_any()
 
@@ -185,8 +195,8 @@ class Incidents(ApplicationService):
 
     async def link(self, command: LinkIncidents, context: WriteContext) -> WriteResult:
         """Relate two incidents; the link is recorded on both."""
-        occurred_at = self._business_time(command.occurred_at)
         v = Violations()
+        occurred_at = self._business_time(command.occurred_at, v)
         v.check(
             command.related_incident_id != command.incident_id,
             "related_incident_id",
@@ -235,3 +245,7 @@ class Incidents(ApplicationService):
         for index, source in enumerate(sources):
             v.required(source.name, f"sources[{index}].name")
             v.text(source.reference, f"sources[{index}].reference", MAX_LONG_TEXT)
+
+
+def _aware(value: datetime) -> bool:
+    return value.utcoffset() is not None

@@ -23,9 +23,9 @@ class PoliceCommands(ApplicationService):
         The command and every municipality's slot are written in one transaction; a slot
         already held by an active command rejects the whole request.
         """
-        occurred_at = self._business_time(command.occurred_at)
-        starts_at = command.starts_at or occurred_at
         v = Violations()
+        occurred_at = self._business_time(command.occurred_at, v)
+        starts_at = command.starts_at or occurred_at
         v.required(command.lead_authority, "lead_authority")
         v.required(command.reason, "reason", MAX_LONG_TEXT)
         v.check(
@@ -53,6 +53,20 @@ class PoliceCommands(ApplicationService):
         def decide(unit: UnitOfWork) -> UnifiedCommand:
             for incident_id in command.triggering_incident_ids:
                 unit.get(Incident, incident_id)
+            # The command is touched first, so its event precedes the slots' in the log.
+            unified = unit.add(
+                UnifiedCommand(
+                    occurred_at=occurred_at,
+                    municipality_codes=municipalities,
+                    police_zone_codes=tuple(sorted(set(command.police_zone_codes))),
+                    lead_authority=command.lead_authority,
+                    reason=command.reason,
+                    starts_at=starts_at,
+                    planned_end_at=command.planned_end_at,
+                    triggering_incident_ids=command.triggering_incident_ids,
+                ),
+                context.expected_version,
+            )
             slots = {
                 code: unit.find(MunicipalityCommandSlot, slot_id(code)) for code in municipalities
             }
@@ -69,19 +83,6 @@ class PoliceCommands(ApplicationService):
                     "municipalities/" + ",".join(sorted(taken)),
                     msg,
                 )
-            unified = unit.add(
-                UnifiedCommand(
-                    occurred_at=occurred_at,
-                    municipality_codes=municipalities,
-                    police_zone_codes=tuple(sorted(set(command.police_zone_codes))),
-                    lead_authority=command.lead_authority,
-                    reason=command.reason,
-                    starts_at=starts_at,
-                    planned_end_at=command.planned_end_at,
-                    triggering_incident_ids=command.triggering_incident_ids,
-                ),
-                context.expected_version,
-            )
             for code, slot in slots.items():
                 held_slot = slot or unit.add(
                     MunicipalityCommandSlot(occurred_at=occurred_at, municipality_code=code)
@@ -93,8 +94,8 @@ class PoliceCommands(ApplicationService):
 
     async def end(self, command: EndUnifiedCommand, context: WriteContext) -> WriteResult:
         """End an active command and free its municipalities."""
-        occurred_at = self._business_time(command.occurred_at)
         v = Violations()
+        occurred_at = self._business_time(command.occurred_at, v)
         v.required(command.reason, "reason", MAX_LONG_TEXT)
         v.raise_if_any()
 

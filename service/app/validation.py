@@ -41,9 +41,15 @@ class Violations:
         """A whole number no less than `minimum`."""
         self.check(value >= minimum, field, f"must be at least {minimum}")
 
+    def aware(self, value: datetime | None, field: str) -> bool:
+        """A time that says its time zone (or no time at all)."""
+        return self.check(
+            value is None or value.utcoffset() is not None, field, "must include a time zone"
+        )
+
     def not_future(self, value: datetime | None, field: str, now: datetime) -> None:
-        """A time not in the future (allowing for a little clock skew)."""
-        if value is not None:
+        """A time with a time zone, not in the future (allowing for a little clock skew)."""
+        if value is not None and self.aware(value, field):
             self.check(value <= now + CLOCK_SKEW, field, "must not be in the future")
 
     def municipality(self, code: str, field: str, catalog: AreaCatalog) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -35,14 +36,21 @@ log = structlog.get_logger(__name__)
 Decision = Callable[[UnitOfWork], RegistryAggregate]
 
 
-@dataclass
+@dataclass(eq=False)
 class WriteJob:
-    """One command waiting to be committed, and the future its caller waits on."""
+    """One command waiting to be committed, and the asyncio future its caller awaits."""
 
     context: WriteContext
     fingerprint: str
     decide: Decision
-    future: Future[WriteResult] = field(default_factory=Future)
+    loop: asyncio.AbstractEventLoop
+    waiter: asyncio.Future[WriteResult]
+    outcome: WriteResult | BaseException | None = None
+
+    def settle(self, outcome: WriteResult | BaseException) -> None:
+        """Record the job's outcome (the first one wins); it is delivered after the batch."""
+        if self.outcome is None:
+            self.outcome = outcome
 
 
 class GroupCommitWriter:
@@ -87,14 +95,17 @@ class GroupCommitWriter:
             self._queue.put(None)
         self._thread.join()
 
-    def submit(self, job: WriteJob) -> Future[WriteResult]:
-        """Queue a command; the future resolves once it is committed or rejected."""
+    async def execute(
+        self, context: WriteContext, fingerprint: str, decide: Decision
+    ) -> WriteResult:
+        """Queue a command and wait until it is committed or rejected."""
+        loop = asyncio.get_running_loop()
+        job = WriteJob(context, fingerprint, decide, loop, loop.create_future())
         with self._lock:
             if not self._accepting:
-                job.future.set_exception(StoreUnavailableError("the registry is shutting down"))
-                return job.future
+                raise StoreUnavailableError("the registry is shutting down")
             self._queue.put(job)
-        return job.future
+        return await job.waiter
 
     def _run(self) -> None:
         stopping = False
@@ -112,12 +123,14 @@ class GroupCommitWriter:
                     stopping = True
                     break
                 batch.append(queued)
-            runnable = [j for j in batch if j.future.set_running_or_notify_cancel()]
+            # A caller that gave up before its command ran gets nothing written.
+            runnable = [j for j in batch if not j.waiter.cancelled()]
             try:
                 self._commit_batch(runnable)
             except Exception as err:  # the thread must survive whatever a batch does
                 log.exception("write_batch_crashed")
                 _fail(runnable, err)
+            _deliver(runnable)
 
     def _commit_batch(self, batch: Sequence[WriteJob]) -> None:
         if not batch:
@@ -161,7 +174,7 @@ class GroupCommitWriter:
             )
             return
         for (job, pending), position in zip(staged, positions, strict=True):
-            job.future.set_result(WriteResult(pending.aggregate_id, pending.version, position))
+            job.settle(WriteResult(pending.aggregate_id, pending.version, position))
 
     def _commit_alone(self, job: WriteJob) -> None:
         request_id = job.context.request_id
@@ -178,11 +191,11 @@ class GroupCommitWriter:
             except AppendConflictError:
                 continue
             except BackendUnavailableError as err:
-                job.future.set_exception(StoreUnavailableError(f"event store unavailable: {err}"))
+                job.settle(StoreUnavailableError(f"event store unavailable: {err}"))
                 return
-            job.future.set_result(WriteResult(pending.aggregate_id, pending.version, position))
+            job.settle(WriteResult(pending.aggregate_id, pending.version, position))
             return
-        job.future.set_exception(ConcurrentModificationError(f"request {request_id}"))
+        job.settle(ConcurrentModificationError(f"request {request_id}"))
 
     def _decide(self, job: WriteJob, shared: dict[Any, RegistryAggregate]) -> PendingWrite | None:
         """Run the command; on rejection resolve its future and return None."""
@@ -193,14 +206,14 @@ class GroupCommitWriter:
             stored = [self._mapper.to_stored_event(e) for e in unit.collect()]
             unit.publish()
         except RegistryError as err:
-            job.future.set_exception(err)
+            job.settle(err)
             return None
         except BackendUnavailableError as err:
-            job.future.set_exception(StoreUnavailableError(f"event store unavailable: {err}"))
+            job.settle(StoreUnavailableError(f"event store unavailable: {err}"))
             return None
         except Exception as err:
             log.exception("command_failed", request_id=job.context.request_id)
-            job.future.set_exception(err)
+            job.settle(err)
             return None
         return PendingWrite(
             request_id=job.context.request_id,
@@ -213,14 +226,34 @@ class GroupCommitWriter:
 
 def _resolve_replay(job: WriteJob, record: IdempotencyRecord) -> None:
     if record.fingerprint != job.fingerprint:
-        job.future.set_exception(RequestIdReusedError(record.request_id))
+        job.settle(RequestIdReusedError(record.request_id))
         return
-    job.future.set_result(
-        WriteResult(record.aggregate_id, record.version, record.position, replayed=True)
-    )
+    job.settle(WriteResult(record.aggregate_id, record.version, record.position, replayed=True))
 
 
 def _fail(jobs: Sequence[WriteJob], err: BaseException) -> None:
     for job in jobs:
-        if not job.future.done():
-            job.future.set_exception(err)
+        job.settle(err)
+
+
+def _deliver(jobs: Sequence[WriteJob]) -> None:
+    """Wake each caller's event loop once per batch rather than once per job."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[WriteJob]] = defaultdict(list)
+    for job in jobs:
+        by_loop[job.loop].append(job)
+    for loop, group in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle_waiters, group)
+        except RuntimeError:  # the caller's loop is closed: nobody is waiting
+            continue
+
+
+def _settle_waiters(jobs: Sequence[WriteJob]) -> None:
+    for job in jobs:
+        if job.waiter.done():
+            continue
+        outcome = job.outcome
+        if isinstance(outcome, WriteResult):
+            job.waiter.set_result(outcome)
+        else:
+            job.waiter.set_exception(outcome or RuntimeError("write finished without outcome"))

@@ -6,11 +6,13 @@ from dataclasses import fields
 from enum import Enum
 from typing import Any
 
+from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     DatetimeAsISO,
     DecimalAsStr,
     JSONTranscoder,
     Mapper,
+    StoredEvent,
     Transcoding,
     UUIDAsHex,
 )
@@ -65,6 +67,27 @@ def registry_transcoder() -> JSONTranscoder:
     return transcoder
 
 
+class RegistryMapper(Mapper[Any]):
+    """The library's mapper, giving back as tuples the sequences JSON stores as arrays.
+
+    Event attributes are immutable tuples when triggered; without this a decoded event
+    would hold lists and no longer equal the event that was stored.
+    """
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[Any]:
+        """Decode a stored event, restoring tuples (also inside dict-valued attributes)."""
+        domain_event = super().to_domain_event(stored_event)
+        state = vars(domain_event)
+        for name, value in state.items():
+            if isinstance(value, list):
+                state[name] = tuple(value)
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    if isinstance(item, list):
+                        value[key] = tuple(item)
+        return domain_event
+
+
 def registry_mapper() -> Mapper[Any]:
     """Return the mapper between domain events and stored events."""
-    return Mapper(transcoder=registry_transcoder())
+    return RegistryMapper(transcoder=registry_transcoder())

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -29,7 +30,8 @@ def free_port() -> int:
 def wait_serving(target: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(target) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
+        # The typeshed stub of HealthStub declares no methods.
+        health: Any = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:
                 reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1)

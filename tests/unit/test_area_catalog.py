@@ -140,7 +140,12 @@ def test_has_municipality(brussels: AreaCatalog) -> None:
 def test_expand_unions_municipalities_and_zones(brussels: AreaCatalog) -> None:
     assert brussels.expand(["21016", "21004"], ["5339"]) == ("21004", "21009", "21016")
     assert brussels.expand([], ["5344", "5341"]) == (
-        "21001", "21006", "21007", "21013", "21014", "21015",
+        "21001",
+        "21006",
+        "21007",
+        "21013",
+        "21014",
+        "21015",
     )
     assert brussels.expand(["21010"], []) == ("21010",)
     assert brussels.expand([], []) == ()
