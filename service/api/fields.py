@@ -47,16 +47,19 @@ class FieldReader(Violations):
         """A list of UUIDs."""
         return tuple(self.uuid(value, f"{field}[{i}]") for i, value in enumerate(values))
 
-    def time(self, message: Message, field: str, *, required: bool) -> datetime | None:
-        """A timestamp field (None when absent and optional)."""
+    def time(
+        self, message: Message, field: str, *, required: bool, path: str = ""
+    ) -> datetime | None:
+        """A timestamp field (None when absent and optional); `path` names it in errors."""
+        path = path or field
         if not message.HasField(field):
-            self.check(not required, field, "is required")
+            self.check(not required, path, "is required")
             return None
         stamp: Timestamp = getattr(message, field)
         try:
             return stamp.ToDatetime(tzinfo=UTC)
         except (ValueError, OverflowError):
-            self.check(False, field, "is not a valid timestamp")
+            self.check(False, path, "is not a valid timestamp")
             return None
 
     def required_time(self, message: Message, field: str) -> datetime:

@@ -66,7 +66,9 @@ def _sources(r: FieldReader, sources: Any) -> tuple[Source, ...]:
             kind=r.enum(s.kind, SOURCE_KIND, f"sources[{i}].kind"),
             name=s.name,
             reference=s.reference,
-            retrieved_at=r.time(s, "retrieved_at", required=False),
+            retrieved_at=r.time(
+                s, "retrieved_at", required=False, path=f"sources[{i}].retrieved_at"
+            ),
         )
         for i, s in enumerate(sources)
     )
@@ -142,7 +144,7 @@ def amend_incident(
             continue
         value: object
         if path == "occurred_at":
-            value = r.time(correction, "occurred_at", required=True)
+            value = r.time(correction, "occurred_at", required=True, path="correction.occurred_at")
         elif path == "occurred_at_precision":
             value = r.enum(
                 correction.occurred_at_precision,

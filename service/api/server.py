@@ -51,15 +51,23 @@ class RunningServer:
 
 
 async def start_server(
-    registry: Registry, address: str, *, options: Sequence[tuple[str, int]] = ()
+    registry: Registry,
+    address: str,
+    *,
+    reuse_port: bool = False,
+    options: Sequence[tuple[str, int]] = (),
 ) -> RunningServer:
-    """Build, bind and start a server for `registry` on `address` ("host:port", port 0 = any)."""
+    """Build, bind and start a server for `registry` on `address` ("host:port", port 0 = any).
+
+    `reuse_port` lets several server processes share one port (SO_REUSEPORT); it is off by
+    default so that a second server on a taken port fails loudly instead of sharing it.
+    """
     server = grpc.aio.server(
         interceptors=[RegistryInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(reuse_port)),
             *options,
         ],
     )

@@ -141,6 +141,7 @@ class GroupCommitWriter:
             _fail(batch, StoreUnavailableError(f"event store unavailable: {err}"))
             return
         shared: dict[Any, RegistryAggregate] = {}
+        decided: list[WriteJob] = []
         staged: list[tuple[WriteJob, PendingWrite]] = []
         deferred: list[WriteJob] = []
         in_batch: set[str] = set()
@@ -151,30 +152,34 @@ class GroupCommitWriter:
             elif request_id in in_batch:
                 deferred.append(job)
             else:
+                decided.append(job)
                 pending = self._decide(job, shared)
                 if pending is not None:
                     staged.append((job, pending))
                     in_batch.add(request_id)
-        if staged:
-            self._append(staged)
+        if staged and not self._append(staged):
+            # The batch lost a race with another writer: every decision in it, accepted or
+            # rejected, was taken against state that never existed. Decide each one again.
+            for job in decided:
+                job.outcome = None
+                self._commit_alone(job)
         if deferred:
             self._commit_batch(deferred)
 
-    def _append(self, staged: list[tuple[WriteJob, PendingWrite]]) -> None:
+    def _append(self, staged: list[tuple[WriteJob, PendingWrite]]) -> bool:
+        """Commit the staged writes; False when the batch conflicted and nothing was written."""
         try:
             positions = self._backend.append([pending for _, pending in staged])
         except AppendConflictError:
             log.info("write_batch_conflicted", size=len(staged))
-            for job, _ in staged:
-                self._commit_alone(job)
-            return
+            return False
         except BackendUnavailableError as err:
-            _fail(
-                [job for job, _ in staged], StoreUnavailableError(f"event store unavailable: {err}")
-            )
-            return
+            error = StoreUnavailableError(f"event store unavailable: {err}")
+            _fail([job for job, _ in staged], error)
+            return True
         for (job, pending), position in zip(staged, positions, strict=True):
             job.settle(WriteResult(pending.aggregate_id, pending.version, position))
+        return True
 
     def _commit_alone(self, job: WriteJob) -> None:
         request_id = job.context.request_id
