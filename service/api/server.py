@@ -10,16 +10,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from incident_registry_client.proto.incidents.v1 import (
     asset_service_pb2,
-    asset_service_pb2_grpc,
     command_service_pb2,
-    command_service_pb2_grpc,
     gang_service_pb2,
-    gang_service_pb2_grpc,
     incident_service_pb2,
-    incident_service_pb2_grpc,
 )
 
-from service.api.interceptors import RegistryInterceptor
+from service.api.handlers import add_service
 from service.api.servicers.asset_cases import AssetRecoveryServicer
 from service.api.servicers.gangs import GangServicer
 from service.api.servicers.incidents import IncidentServicer
@@ -28,11 +24,13 @@ from service.app.registry import Registry
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
-SERVICE_NAMES: tuple[str, ...] = (
-    incident_service_pb2.DESCRIPTOR.services_by_name["IncidentService"].full_name,
-    gang_service_pb2.DESCRIPTOR.services_by_name["GangService"].full_name,
-    command_service_pb2.DESCRIPTOR.services_by_name["PoliceCommandService"].full_name,
-    asset_service_pb2.DESCRIPTOR.services_by_name["AssetRecoveryService"].full_name,
+INCIDENT_SERVICE = incident_service_pb2.DESCRIPTOR.services_by_name["IncidentService"]
+GANG_SERVICE = gang_service_pb2.DESCRIPTOR.services_by_name["GangService"]
+COMMAND_SERVICE = command_service_pb2.DESCRIPTOR.services_by_name["PoliceCommandService"]
+ASSET_SERVICE = asset_service_pb2.DESCRIPTOR.services_by_name["AssetRecoveryService"]
+SERVICE_NAMES: tuple[str, ...] = tuple(
+    service.full_name
+    for service in (INCIDENT_SERVICE, GANG_SERVICE, COMMAND_SERVICE, ASSET_SERVICE)
 )
 
 
@@ -63,7 +61,6 @@ async def start_server(
     default so that a second server on a taken port fails loudly instead of sharing it.
     """
     server = grpc.aio.server(
-        interceptors=[RegistryInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -71,15 +68,13 @@ async def start_server(
             *options,
         ],
     )
-    incident_service_pb2_grpc.add_IncidentServiceServicer_to_server(
-        IncidentServicer(registry.incidents), server
-    )
-    gang_service_pb2_grpc.add_GangServiceServicer_to_server(GangServicer(registry.gangs), server)
-    command_service_pb2_grpc.add_PoliceCommandServiceServicer_to_server(
-        PoliceCommandServicer(registry.police_commands), server
-    )
-    asset_service_pb2_grpc.add_AssetRecoveryServiceServicer_to_server(
-        AssetRecoveryServicer(registry.asset_cases, registry.catalog.currency), server
+    add_service(server, IncidentServicer(registry.incidents), INCIDENT_SERVICE)
+    add_service(server, GangServicer(registry.gangs), GANG_SERVICE)
+    add_service(server, PoliceCommandServicer(registry.police_commands), COMMAND_SERVICE)
+    add_service(
+        server,
+        AssetRecoveryServicer(registry.asset_cases, registry.catalog.currency),
+        ASSET_SERVICE,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

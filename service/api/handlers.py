@@ -1,13 +1,20 @@
-"""Cross-cutting work for every RPC: request context, access log, error mapping."""
+"""Cross-cutting work for every RPC: request context, access log, error mapping.
+
+Requests are parsed here rather than by grpc, so that undecodable bytes are answered with
+INVALID_ARGUMENT instead of grpc's INTERNAL; domain errors become statuses through one table;
+anything unexpected becomes INTERNAL, logged with its traceback, and never leaks its message.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 import grpc
 import structlog
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError
 
 from service.api.errors import status_for
@@ -18,38 +25,35 @@ log = structlog.get_logger("service.api")
 
 Context = grpc.aio.ServicerContext[Any, Any]
 UnaryBehavior = Callable[[Any, Context], Awaitable[Any]]
-_INFRASTRUCTURE_PREFIX = "/grpc."
 
 
-class RegistryInterceptor(grpc.aio.ServerInterceptor):
-    """Binds request ids to logs, writes one access log line per call, maps errors to statuses.
+def add_service(server: grpc.aio.Server, servicer: object, service: ServiceDescriptor) -> None:
+    """Register every RPC of `service` on `server`, each wrapped by `_wrap_unary`.
 
-    Requests are parsed here rather than by grpc, so that undecodable bytes are answered with
-    INVALID_ARGUMENT instead of grpc's INTERNAL; anything unexpected becomes INTERNAL, logged
-    with its traceback, and never leaks its message to the caller.
+    This does the work usually given to a server interceptor, at registration time: a
+    grpc.aio interceptor runs per call and was measured to double the per-call CPU cost of
+    a unary RPC, which the registry's throughput cannot afford.
     """
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        """Wrap the unary handlers of the registry's own services."""
-        handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method
-        if handler is None or method.startswith(_INFRASTRUCTURE_PREFIX):
-            return handler
-        if handler.unary_unary is None:
-            return handler
-        return grpc.unary_unary_rpc_method_handler(
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    for method in service.methods:
+        if method.client_streaming or method.server_streaming:
+            msg = f"{method.full_name}: only unary RPCs are wrapped here"
+            raise TypeError(msg)
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             _wrap_unary(
-                method, cast("UnaryBehavior", handler.unary_unary), handler.request_deserializer
+                f"/{service.full_name}/{method.name}",
+                getattr(servicer, method.name),
+                request_class.FromString,
             ),
             request_deserializer=None,
-            response_serializer=handler.response_serializer,
+            response_serializer=response_class.SerializeToString,
         )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+    )
+    server.add_registered_method_handlers(service.full_name, handlers)
 
 
 def _wrap_unary(
