@@ -28,6 +28,7 @@ class UnitOfWork:
         self._load = load
         self._shared = shared
         self._touched: dict[UUID, RegistryAggregate] = {}
+        self._tags_before: dict[UUID, frozenset[str]] = {}
 
     def find(self, cls: type[A], aggregate_id: UUID) -> A | None:
         """Return the aggregate, or None when it does not exist."""
@@ -41,7 +42,9 @@ class UnitOfWork:
             return None
         if not isinstance(found, cls):
             return None
-        self._touched[aggregate_id] = found
+        if aggregate_id not in self._touched:
+            self._touched[aggregate_id] = found
+            self._tags_before[aggregate_id] = found.tags()
         return found
 
     def get(self, cls: type[A], aggregate_id: UUID, expected_version: int | None = None) -> A:
@@ -60,11 +63,18 @@ class UnitOfWork:
         self._touched[aggregate.id] = aggregate
         return aggregate
 
-    def collect(self) -> list[CanMutateAggregate[Any]]:
-        """Take the pending events of every touched aggregate."""
-        events: list[CanMutateAggregate[Any]] = []
-        for aggregate in self._touched.values():
-            events.extend(aggregate.collect_events())
+    def collect(self) -> list[tuple[CanMutateAggregate[Any], frozenset[str]]]:
+        """Take the pending events of every touched aggregate, each with its tags.
+
+        An event is tagged with its aggregate's tags before and after the command, so that a
+        subscriber following a gang also sees the retraction that removes the gang's tag.
+        """
+        events: list[tuple[CanMutateAggregate[Any], frozenset[str]]] = []
+        for aggregate_id, aggregate in self._touched.items():
+            pending = aggregate.collect_events()
+            if pending:
+                tags = self._tags_before.get(aggregate_id, frozenset()) | aggregate.tags()
+                events.extend((event, tags) for event in pending)
         return events
 
     def publish(self) -> None:

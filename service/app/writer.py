@@ -208,7 +208,8 @@ class GroupCommitWriter:
         try:
             with recording_metadata(job.context.metadata()):
                 primary = job.decide(unit)
-            stored = [self._mapper.to_stored_event(e) for e in unit.collect()]
+            collected = unit.collect()
+            stored = [self._mapper.to_stored_event(event) for event, _ in collected]
             unit.publish()
         except RegistryError as err:
             job.settle(err)
@@ -226,6 +227,7 @@ class GroupCommitWriter:
             aggregate_id=primary.id,
             version=primary.version,
             events=stored,
+            tags=[sorted(tags) for _, tags in collected],
         )
 
 

@@ -76,6 +76,12 @@ class AssetCase(RegistryAggregate):
         self.releases: list[CourtDecisionRecord] = []
         self.reinvestments: list[ReinvestmentRecord] = []
 
+    def tags(self) -> frozenset[str]:
+        """The municipalities and gangs of the case's seizures."""
+        tags = {f"municipality:{s.municipality_code}" for s in self.seizures}
+        tags.update(f"gang:{s.gang_id}" for s in self.seizures if s.gang_id is not None)
+        return frozenset(tags)
+
     @property
     def seized_cents(self) -> int:
         """Return the total estimated value seized."""

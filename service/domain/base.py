@@ -35,6 +35,10 @@ class RegistryAggregate(Aggregate):
 
     STREAM_TYPE: ClassVar[str] = ""
 
+    def tags(self) -> frozenset[str]:
+        """Tags that subscribers filter this aggregate's events by, e.g. "municipality:21001"."""
+        return frozenset()
+
     class Event(Aggregate.Event):
         """Base of every registry event."""
 

@@ -41,6 +41,10 @@ class UnifiedCommand(RegistryAggregate):
         self.ended_at: datetime | None = None
         self.end_reason = ""
 
+    def tags(self) -> frozenset[str]:
+        """The municipalities under the command."""
+        return frozenset(f"municipality:{m}" for m in self.municipality_codes)
+
     @property
     def is_active(self) -> bool:
         """Tell whether the command is still in force."""
@@ -75,6 +79,10 @@ class MunicipalityCommandSlot(RegistryAggregate):
     def __init__(self, *, occurred_at: datetime, municipality_code: str) -> None:
         self.municipality_code = municipality_code
         self.command_id: UUID | None = None
+
+    def tags(self) -> frozenset[str]:
+        """The slot's municipality."""
+        return frozenset({f"municipality:{self.municipality_code}"})
 
     @event("MunicipalityCommandAssigned")
     def assign(self, *, occurred_at: datetime, command_id: UUID) -> None:

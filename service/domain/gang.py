@@ -30,6 +30,12 @@ class Gang(RegistryAggregate):
         self.territory_municipality_codes = tuple(territory_municipality_codes)
         self.territory_description = territory_description
 
+    def tags(self) -> frozenset[str]:
+        """The gang itself and the municipalities of its known territory."""
+        return frozenset(
+            {f"gang:{self.id}", *(f"municipality:{m}" for m in self.territory_municipality_codes)}
+        )
+
     def is_known_as(self, alias: str) -> bool:
         """Tell whether `alias` is already the gang's name or one of its aliases."""
         folded = alias.casefold()

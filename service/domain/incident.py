@@ -105,6 +105,12 @@ class Incident(RegistryAggregate):
         self.attributions: dict[UUID, Attribution] = {}
         self.links: dict[UUID, IncidentLink] = {}
 
+    def tags(self) -> frozenset[str]:
+        """The incident's municipality and the gangs it is currently attributed to."""
+        return frozenset(
+            {f"municipality:{self.municipality_code}", *(f"gang:{g}" for g in self.attributions)}
+        )
+
     @event("CasualtiesRevised")
     def revise_casualties(
         self, *, occurred_at: datetime, killed: int, injured: int, reason: str

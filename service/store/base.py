@@ -23,13 +23,17 @@ class IdempotencyRecord:
 
 @dataclass(frozen=True)
 class PendingWrite:
-    """The stored events of one accepted request, to be appended atomically with its record."""
+    """The stored events of one accepted request, to be appended atomically with its record.
+
+    `tags` holds, for each event, the tags (e.g. "municipality:21001") it can be filtered by.
+    """
 
     request_id: str
     fingerprint: str
     aggregate_id: UUID
     version: int
     events: Sequence[StoredEvent]
+    tags: Sequence[Sequence[str]]
 
 
 class AppendConflictError(Exception):

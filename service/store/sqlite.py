@@ -5,14 +5,17 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import (
+    ApplicationRecorder,
     IntegrityError,
     Notification,
     OperationalError,
     PersistenceError,
     StoredEvent,
+    Subscription,
 )
 from eventsourcing.sqlite import (
     SQLiteApplicationRecorder,
@@ -29,9 +32,12 @@ from service.store.base import (
     IdempotencyRecord,
     PendingWrite,
 )
+from service.store.notify import CommitNotifier
+from service.store.sqlite_subscription import DEFAULT_POLL_INTERVAL, SQLiteSubscription
 
 EVENTS_TABLE = "stored_events"
 REQUESTS_TABLE = "accepted_requests"
+TAGS_TABLE = "event_tags"
 
 
 class _DurableConnectionPool(SQLiteConnectionPool):
@@ -62,10 +68,25 @@ class RegistrySQLiteDatastore(SQLiteDatastore):
 
 
 class RegistrySQLiteRecorder(SQLiteApplicationRecorder):
-    """The library's application recorder with a table of accepted request ids."""
+    """The library's application recorder with request and tag tables, and subscriptions.
+
+    Every commit through this recorder notifies `notifier`, so that followers in this process
+    see new events at once; followers of commits made by other processes poll the head.
+    """
+
+    def __init__(
+        self,
+        datastore: SQLiteDatastore,
+        events_table_name: str = EVENTS_TABLE,
+        *,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> None:
+        super().__init__(datastore, events_table_name)
+        self.notifier = CommitNotifier()
+        self.poll_interval = poll_interval
 
     def construct_create_table_statements(self) -> list[str]:
-        """Add the accepted-requests table to the library's events table."""
+        """Add the accepted-requests and event-tags tables to the library's events table."""
         return [
             *super().construct_create_table_statements(),
             f"CREATE TABLE IF NOT EXISTS {REQUESTS_TABLE} ("
@@ -74,7 +95,26 @@ class RegistrySQLiteRecorder(SQLiteApplicationRecorder):
             "aggregate_id TEXT NOT NULL, "
             "version INTEGER NOT NULL, "
             "position INTEGER NOT NULL) WITHOUT ROWID",
+            f"CREATE TABLE IF NOT EXISTS {TAGS_TABLE} ("
+            "tag TEXT NOT NULL, "
+            "position INTEGER NOT NULL, "
+            "PRIMARY KEY (tag, position)) WITHOUT ROWID",
         ]
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """Insert events in their own transaction, then notify followers."""
+        ids = super().insert_events(stored_events, **kwargs)
+        if ids:
+            self.notifier.notify(ids[-1])
+        return ids
+
+    def subscribe(
+        self, gt: int | None = None, topics: Sequence[str] = ()
+    ) -> Subscription[ApplicationRecorder]:
+        """Follow the log after position `gt`: stored events first, then new ones as they come."""
+        return SQLiteSubscription(recorder=self, gt=gt, topics=topics)
 
     def insert_events_with(
         self, cursor: SQLiteCursor, stored_events: Sequence[StoredEvent]
@@ -116,10 +156,22 @@ class SQLiteEventStore(EventStoreBackend):
                         ),
                     )
                     positions.append(position)
+                    tag_rows = [
+                        (tag, event_position)
+                        for event_position, tags in zip(ids, write.tags, strict=True)
+                        for tag in tags
+                    ]
+                    if tag_rows:
+                        cursor.executemany(
+                            f"INSERT INTO {TAGS_TABLE} VALUES (?,?)",  # noqa: S608 - constant
+                            tag_rows,
+                        )
         except IntegrityError as err:
             raise AppendConflictError(str(err)) from err
         except (OperationalError, sqlite3.OperationalError) as err:
             raise BackendUnavailableError(str(err)) from err
+        if positions:
+            self.recorder.notifier.notify(positions[-1])
         return positions
 
     def find_requests(self, request_ids: Sequence[str]) -> dict[str, IdempotencyRecord]:
