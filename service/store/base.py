@@ -9,6 +9,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
 
+from service.store.notify import CommitNotifier
+
 
 @dataclass(frozen=True)
 class IdempotencyRecord:
@@ -36,6 +38,14 @@ class PendingWrite:
     tags: Sequence[Sequence[str]]
 
 
+@dataclass(frozen=True)
+class LogPage:
+    """Stored events read from the global log, and the head when they were read."""
+
+    notifications: Sequence[Notification]
+    head: int
+
+
 class AppendConflictError(Exception):
     """Raised when an append lost a race: a stream version or request id was taken."""
 
@@ -60,12 +70,50 @@ class EventStoreBackend(ABC):
         """Return the records of the given request ids that were already accepted."""
 
     @abstractmethod
-    def read_stream(self, aggregate_id: UUID) -> list[Notification]:
-        """Return every stored event of one aggregate, oldest first, with log positions."""
+    def read_stream(
+        self,
+        aggregate_id: UUID,
+        *,
+        from_version: int | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[Notification]:
+        """Return stored events of one aggregate with their log positions.
+
+        Forwards from `from_version` (default the first), or backwards from it (default the
+        last), at most `limit` of them.
+        """
+
+    @abstractmethod
+    def read_page(
+        self,
+        *,
+        after: int = 0,
+        before: int | None = None,
+        limit: int,
+        topics: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        descending: bool = False,
+    ) -> LogPage:
+        """Read matching events of the global log in one consistent snapshot.
+
+        Forwards: positions after `after`, up to the head. Backwards: positions before
+        `before` (default: up to the head), newest first. An event matches when its topic is
+        one of `topics` (if any) and it carries one of `tags` (if any).
+        """
 
     @abstractmethod
     def head(self) -> int:
         """Return the position of the last event in the log (0 when empty)."""
+
+    @abstractmethod
+    def last_notification(self) -> Notification | None:
+        """Return the stored event at the head of the log, if any."""
+
+    @property
+    @abstractmethod
+    def notifier(self) -> CommitNotifier:
+        """Told after every commit made through this backend (not other processes')."""
 
     @abstractmethod
     def close(self) -> None:

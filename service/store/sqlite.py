@@ -30,6 +30,7 @@ from service.store.base import (
     BackendUnavailableError,
     EventStoreBackend,
     IdempotencyRecord,
+    LogPage,
     PendingWrite,
 )
 from service.store.notify import CommitNotifier
@@ -199,28 +200,86 @@ class SQLiteEventStore(EventStoreBackend):
             for row in rows
         }
 
-    def read_stream(self, aggregate_id: UUID) -> list[Notification]:
-        """Return one aggregate's stored events with their log positions."""
+    def read_stream(
+        self,
+        aggregate_id: UUID,
+        *,
+        from_version: int | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[Notification]:
+        """Return stored events of one aggregate with their log positions."""
+        statement = f"SELECT rowid, * FROM {EVENTS_TABLE} WHERE originator_id=? "  # noqa: S608
+        params: list[Any] = [aggregate_id.hex]
+        if from_version is not None:
+            statement += (
+                "AND originator_version<=? " if descending else "AND originator_version>=? "
+            )
+            params.append(from_version)
+        statement += "ORDER BY originator_version " + ("DESC " if descending else "")
+        if limit is not None:
+            statement += "LIMIT ?"
+            params.append(limit)
+        return [_notification(row) for row in self._select(statement, params)]
+
+    def read_page(
+        self,
+        *,
+        after: int = 0,
+        before: int | None = None,
+        limit: int,
+        topics: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        descending: bool = False,
+    ) -> LogPage:
+        """Read matching events in one read transaction, bounded by the head it sees."""
+        conditions = ["rowid>?", "rowid<=?"]
         try:
             with self.datastore.transaction(commit=False) as cursor:
+                cursor.execute(f"SELECT MAX(rowid) FROM {EVENTS_TABLE}")  # noqa: S608
+                head = cursor.fetchone()[0] or 0
+                upper = head if before is None else min(head, before - 1)
+                params: list[Any] = [after, upper]
+                if topics:
+                    conditions.append(f"topic IN ({','.join('?' * len(topics))})")
+                    params.extend(topics)
+                if tags:
+                    conditions.append(
+                        f"rowid IN (SELECT position FROM {TAGS_TABLE} "  # noqa: S608
+                        f"WHERE tag IN ({','.join('?' * len(tags))}) "
+                        "AND position>? AND position<=?)"
+                    )
+                    params.extend([*tags, after, upper])
                 cursor.execute(
-                    f"SELECT rowid, * FROM {EVENTS_TABLE} WHERE originator_id=? "  # noqa: S608
-                    "ORDER BY originator_version",
-                    [aggregate_id.hex],
+                    f"SELECT rowid, * FROM {EVENTS_TABLE} WHERE {' AND '.join(conditions)} "  # noqa: S608
+                    f"ORDER BY rowid {'DESC' if descending else 'ASC'} LIMIT ?",
+                    [*params, limit],
                 )
                 rows = cursor.fetchall()
         except (OperationalError, sqlite3.OperationalError) as err:
             raise BackendUnavailableError(str(err)) from err
-        return [
-            Notification(
-                id=row["rowid"],
-                originator_id=UUID(row["originator_id"]),
-                originator_version=row["originator_version"],
-                topic=row["topic"],
-                state=row["state"],
-            )
-            for row in rows
-        ]
+        return LogPage([_notification(row) for row in rows], head)
+
+    def last_notification(self) -> Notification | None:
+        """Return the stored event at the head."""
+        rows = self._select(
+            f"SELECT rowid, * FROM {EVENTS_TABLE} ORDER BY rowid DESC LIMIT 1",  # noqa: S608
+            [],
+        )
+        return _notification(rows[0]) if rows else None
+
+    @property
+    def notifier(self) -> CommitNotifier:
+        """Told after every commit through this store."""
+        return self.recorder.notifier
+
+    def _select(self, statement: str, params: Sequence[Any]) -> list[Any]:
+        try:
+            with self.datastore.transaction(commit=False) as cursor:
+                cursor.execute(statement, params)
+                return list(cursor.fetchall())
+        except (OperationalError, sqlite3.OperationalError) as err:
+            raise BackendUnavailableError(str(err)) from err
 
     def head(self) -> int:
         """Return the last position in the log."""
@@ -229,3 +288,13 @@ class SQLiteEventStore(EventStoreBackend):
     def close(self) -> None:
         """Close every pooled connection."""
         self.datastore.close()
+
+
+def _notification(row: Any) -> Notification:
+    return Notification(
+        id=row["rowid"],
+        originator_id=UUID(row["originator_id"]),
+        originator_version=row["originator_version"],
+        topic=row["topic"],
+        state=row["state"],
+    )
