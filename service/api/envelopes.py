@@ -186,8 +186,13 @@ PAYLOADS: dict[str, tuple[str, Callable[[Any], Message]]] = {
 }
 
 
-def envelope(recorded: RecordedEvent) -> events_pb2.EventEnvelope:
-    """Wrap a recorded domain event with its identity, position, times and payload."""
+def envelope(
+    recorded: RecordedEvent, *, typed: bool = True, as_json: bool = True
+) -> events_pb2.EventEnvelope:
+    """Wrap a recorded domain event with its identity, position, times and payload.
+
+    `typed` and `as_json` choose the payload's forms (both by default).
+    """
     domain_event: Any = recorded.event
     event_type = type(domain_event).__name__
     owner = type(domain_event).__qualname__.split(".", 1)[0]
@@ -210,11 +215,13 @@ def envelope(recorded: RecordedEvent) -> events_pb2.EventEnvelope:
             causation_id=metadata.get("causation_id", ""),
             request_id=metadata.get("request_id", ""),
         ),
-        payload_json=json.dumps(
+    )
+    if as_json:
+        message.payload_json = json.dumps(
             json_format.MessageToDict(payload, preserving_proto_field_name=True),
             separators=(",", ":"),
             sort_keys=True,
-        ),
-    )
-    getattr(message, field_name).CopyFrom(payload)
+        )
+    if typed:
+        getattr(message, field_name).CopyFrom(payload)
     return message

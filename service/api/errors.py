@@ -12,10 +12,12 @@ from service.domain.errors import (
     ConcurrentModificationError,
     InvalidArgumentError,
     NotFoundError,
+    OutOfRangeError,
     RegistryError,
     RequestIdReusedError,
     RuleViolatedError,
     StoreUnavailableError,
+    SubscriberTooSlowError,
     VersionConflictError,
 )
 
@@ -92,6 +94,21 @@ def _concurrent(err: RegistryError) -> list[object]:
     ]
 
 
+def _out_of_range(err: RegistryError) -> list[object]:
+    assert isinstance(err, OutOfRangeError)
+    return [
+        error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=err.field, description=str(err))
+            ]
+        )
+    ]
+
+
+def _too_slow(_: RegistryError) -> list[object]:
+    return [error_details_pb2.ErrorInfo(reason="SUBSCRIBER_TOO_SLOW", domain=DOMAIN)]
+
+
 def _retry_soon(_: RegistryError) -> list[object]:
     return [error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=1))]
 
@@ -105,6 +122,8 @@ ERROR_TABLE: dict[
     VersionConflictError: (grpc.StatusCode.ABORTED, _version_conflict),
     ConcurrentModificationError: (grpc.StatusCode.ABORTED, _concurrent),
     RequestIdReusedError: (grpc.StatusCode.ALREADY_EXISTS, _request_reused),
+    OutOfRangeError: (grpc.StatusCode.OUT_OF_RANGE, _out_of_range),
+    SubscriberTooSlowError: (grpc.StatusCode.RESOURCE_EXHAUSTED, _too_slow),
     StoreUnavailableError: (grpc.StatusCode.UNAVAILABLE, _retry_soon),
 }
 

@@ -24,11 +24,11 @@ from service.domain.errors import RegistryError
 log = structlog.get_logger("service.api")
 
 Context = grpc.aio.ServicerContext[Any, Any]
-UnaryBehavior = Callable[[Any, Context], Awaitable[Any]]
+Behavior = Callable[[Any, Context], Awaitable[Any]]
 
 
 def add_service(server: grpc.aio.Server, servicer: object, service: ServiceDescriptor) -> None:
-    """Register every RPC of `service` on `server`, each wrapped by `_wrap_unary`.
+    """Register every RPC of `service` on `server`, each wrapped by `_wrap`.
 
     This does the work usually given to a server interceptor, at registration time: a
     grpc.aio interceptor runs per call and was measured to double the per-call CPU cost of
@@ -36,13 +36,19 @@ def add_service(server: grpc.aio.Server, servicer: object, service: ServiceDescr
     """
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
-        if method.client_streaming or method.server_streaming:
-            msg = f"{method.full_name}: only unary RPCs are wrapped here"
+        if method.client_streaming:
+            msg = f"{method.full_name}: client streaming is not supported here"
             raise TypeError(msg)
         request_class = message_factory.GetMessageClass(method.input_type)
         response_class = message_factory.GetMessageClass(method.output_type)
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            _wrap_unary(
+        # A server-streaming servicer writes its messages with `context.write` and returns.
+        make_handler = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = make_handler(
+            _wrap(
                 f"/{service.full_name}/{method.name}",
                 getattr(servicer, method.name),
                 request_class.FromString,
@@ -56,9 +62,7 @@ def add_service(server: grpc.aio.Server, servicer: object, service: ServiceDescr
     server.add_registered_method_handlers(service.full_name, handlers)
 
 
-def _wrap_unary(
-    method: str, behavior: UnaryBehavior, deserialize: Callable[[bytes], Any] | None
-) -> UnaryBehavior:
+def _wrap(method: str, behavior: Behavior, deserialize: Callable[[bytes], Any] | None) -> Behavior:
     async def wrapper(raw: bytes, context: Context) -> Any:
         started = time.perf_counter()
         meta = headers(context)

@@ -11,12 +11,14 @@ from grpc_reflection.v1alpha import reflection
 from incident_registry_client.proto.incidents.v1 import (
     asset_service_pb2,
     command_service_pb2,
+    event_log_service_pb2,
     gang_service_pb2,
     incident_service_pb2,
 )
 
 from service.api.handlers import add_service
 from service.api.servicers.asset_cases import AssetRecoveryServicer
+from service.api.servicers.event_log import EventLogServicer
 from service.api.servicers.gangs import GangServicer
 from service.api.servicers.incidents import IncidentServicer
 from service.api.servicers.police_commands import PoliceCommandServicer
@@ -28,9 +30,16 @@ INCIDENT_SERVICE = incident_service_pb2.DESCRIPTOR.services_by_name["IncidentSer
 GANG_SERVICE = gang_service_pb2.DESCRIPTOR.services_by_name["GangService"]
 COMMAND_SERVICE = command_service_pb2.DESCRIPTOR.services_by_name["PoliceCommandService"]
 ASSET_SERVICE = asset_service_pb2.DESCRIPTOR.services_by_name["AssetRecoveryService"]
+EVENT_LOG_SERVICE = event_log_service_pb2.DESCRIPTOR.services_by_name["EventLogService"]
 SERVICE_NAMES: tuple[str, ...] = tuple(
     service.full_name
-    for service in (INCIDENT_SERVICE, GANG_SERVICE, COMMAND_SERVICE, ASSET_SERVICE)
+    for service in (
+        INCIDENT_SERVICE,
+        GANG_SERVICE,
+        COMMAND_SERVICE,
+        ASSET_SERVICE,
+        EVENT_LOG_SERVICE,
+    )
 )
 
 
@@ -53,6 +62,7 @@ async def start_server(
     address: str,
     *,
     reuse_port: bool = False,
+    stall_seconds: float = 30.0,
     options: Sequence[tuple[str, int]] = (),
 ) -> RunningServer:
     """Build, bind and start a server for `registry` on `address` ("host:port", port 0 = any).
@@ -75,6 +85,11 @@ async def start_server(
         server,
         AssetRecoveryServicer(registry.asset_cases, registry.catalog.currency),
         ASSET_SERVICE,
+    )
+    add_service(
+        server,
+        EventLogServicer(registry.event_log, stall_seconds=stall_seconds),
+        EVENT_LOG_SERVICE,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 
 from service.app.asset_cases import AssetCases
 from service.app.base import Clock, ServiceDeps
+from service.app.event_log import EventLog, FollowSettings
 from service.app.gangs import Gangs
+from service.app.head_watcher import HeadWatcher
 from service.app.incidents import Incidents
 from service.app.loading import AggregateLoader
 from service.app.police_commands import PoliceCommands
@@ -33,6 +35,8 @@ class Registry:
         clock: Clock = utc_now,
         max_batch: int = 256,
         read_threads: int = 8,
+        poll_interval: float = 0.1,
+        follow: FollowSettings | None = None,
     ) -> None:
         mapper = registry_mapper()
         self.backend = backend
@@ -51,10 +55,15 @@ class Registry:
         self.gangs = Gangs(deps)
         self.police_commands = PoliceCommands(deps)
         self.asset_cases = AssetCases(deps)
+        self.watcher = HeadWatcher(backend, self._reads, poll_interval=poll_interval)
+        self.event_log = EventLog(
+            backend, mapper, catalog, self._reads, self.watcher, settings=follow
+        )
         self.writer.start()
 
     def close(self) -> None:
         """Commit what is queued, stop the threads and close the store."""
         self.writer.stop()
+        self.watcher.close()
         self._reads.shutdown(wait=True)
         self.backend.close()

@@ -68,6 +68,18 @@ class RequestIdReusedError(RegistryError):
         )
 
 
+class OutOfRangeError(RegistryError):
+    """Raised when a read starts beyond the end of the log or of a stream."""
+
+    def __init__(self, field: str, description: str) -> None:
+        self.field = field
+        super().__init__(f"{field} {description}")
+
+
+class SubscriberTooSlowError(RegistryError):
+    """Raised when a subscriber stopped reading and its stream is ended to bound memory."""
+
+
 class StoreUnavailableError(RegistryError):
     """Raised when the event store cannot be reached or is shutting down; safe to retry."""
 

@@ -41,8 +41,10 @@ class SQLiteSubscription(ListenNotifySubscription[Any]):
 
     def _watch(self) -> None:
         recorder = self._sqlite_recorder
+        # Nothing is taken as seen at first: a commit by another process between the first
+        # read and the watcher's start must still wake the subscription.
+        seen: int | None = None
         try:
-            seen = recorder.max_notification_id() or 0
             while not self._stopping.wait(recorder.poll_interval):
                 head = recorder.max_notification_id() or 0
                 if head != seen:

@@ -25,6 +25,7 @@ REGISTRY_SERVICES = {
     "incidents.v1.GangService",
     "incidents.v1.PoliceCommandService",
     "incidents.v1.AssetRecoveryService",
+    "incidents.v1.EventLogService",
 }
 
 
