@@ -13,7 +13,8 @@ from service.app.registry import Registry
 from service.areas import CatalogError, load_catalog
 from service.config import ConfigError, Settings
 from service.logs import configure_logging
-from service.store.base import BackendUnavailableError
+from service.store.base import BackendUnavailableError, EventStoreBackend
+from service.store.postgres import PostgresEventStore
 from service.store.sqlite import SQLiteEventStore
 
 log = structlog.get_logger("service")
@@ -22,12 +23,20 @@ log = structlog.get_logger("service")
 async def serve(settings: Settings) -> None:
     """Open the store, serve until SIGTERM or SIGINT, then drain and close cleanly."""
     catalog = load_catalog(settings.area_catalog)
-    backend = SQLiteEventStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
+    backend = open_backend(settings)
     registry = Registry(
-        backend, catalog, max_batch=settings.max_batch, read_threads=settings.read_threads
+        backend,
+        catalog,
+        max_batch=settings.max_batch,
+        read_threads=settings.read_threads,
+        poll_interval=settings.poll_interval_seconds,
     )
     try:
-        running = await start_server(registry, settings.listen_address)
+        running = await start_server(
+            registry,
+            settings.listen_address,
+            stall_seconds=settings.subscriber_stall_seconds,
+        )
     except BaseException:
         registry.close()
         raise
@@ -35,8 +44,7 @@ async def serve(settings: Settings) -> None:
         "server_started",
         address=settings.listen_address,
         port=running.port,
-        store="sqlite",
-        sqlite_path=str(settings.sqlite_path),
+        **_store_description(settings),
         area_catalog=catalog.catalog_id,
         transport="plaintext",
     )
@@ -49,6 +57,20 @@ async def serve(settings: Settings) -> None:
     await running.stop(settings.shutdown_grace_seconds)
     registry.close()
     log.info("server_stopped")
+
+
+def open_backend(settings: Settings) -> EventStoreBackend:
+    """Open the configured event store."""
+    if settings.store == "postgres":
+        return PostgresEventStore(settings.postgres)
+    return SQLiteEventStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
+
+
+def _store_description(settings: Settings) -> dict[str, str]:
+    if settings.store == "postgres":
+        pg = settings.postgres
+        return {"store": "postgres", "postgres": f"{pg.user}@{pg.host}:{pg.port}/{pg.dbname}"}
+    return {"store": "sqlite", "sqlite_path": str(settings.sqlite_path)}
 
 
 def main() -> int:

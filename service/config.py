@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from service.store.postgres import PostgresSettings
 
 
 class ConfigError(ValueError):
@@ -17,6 +19,7 @@ class Settings:
     """Every setting of the server; see the README's configuration table."""
 
     listen_address: str = "localhost:50051"
+    store: str = "sqlite"
     sqlite_path: Path = Path("data/incidents.sqlite")
     sqlite_synchronous: str = "FULL"
     area_catalog: str = "brussels"
@@ -25,6 +28,9 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     max_batch: int = 256
     read_threads: int = 8
+    poll_interval_seconds: float = 0.1
+    subscriber_stall_seconds: float = 30.0
+    postgres: PostgresSettings = field(default_factory=PostgresSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -39,8 +45,26 @@ class Settings:
         if synchronous not in {"FULL", "NORMAL", "EXTRA"}:
             msg = f"INCIDENTS_SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA, not {synchronous!r}"
             raise ConfigError(msg)
+        store = env.get("INCIDENTS_STORE", defaults.store)
+        if store not in {"sqlite", "postgres"}:
+            msg = f"INCIDENTS_STORE must be 'sqlite' or 'postgres', not {store!r}"
+            raise ConfigError(msg)
+        pg = defaults.postgres
+        postgres = PostgresSettings(
+            host=env.get("INCIDENTS_POSTGRES_HOST", pg.host),
+            port=int(_number(env, "INCIDENTS_POSTGRES_PORT", pg.port, minimum=1)),
+            dbname=env.get("INCIDENTS_POSTGRES_DB", pg.dbname),
+            user=env.get("INCIDENTS_POSTGRES_USER", pg.user),
+            password=env.get("INCIDENTS_POSTGRES_PASSWORD", pg.password),
+            schema=env.get("INCIDENTS_POSTGRES_SCHEMA", pg.schema),
+            pool_size=int(_number(env, "INCIDENTS_POSTGRES_POOL_SIZE", pg.pool_size, minimum=2)),
+            max_overflow=int(_number(env, "INCIDENTS_POSTGRES_MAX_OVERFLOW", pg.max_overflow)),
+            connect_timeout=_number(env, "INCIDENTS_POSTGRES_CONNECT_TIMEOUT", pg.connect_timeout),
+            lock_timeout=int(_number(env, "INCIDENTS_POSTGRES_LOCK_TIMEOUT", pg.lock_timeout)),
+        )
         return cls(
             listen_address=env.get("INCIDENTS_LISTEN_ADDRESS", defaults.listen_address),
+            store=store,
             sqlite_path=Path(env.get("INCIDENTS_SQLITE_PATH", str(defaults.sqlite_path))),
             sqlite_synchronous=synchronous,
             area_catalog=env.get("INCIDENTS_AREA_CATALOG", defaults.area_catalog),
@@ -51,6 +75,13 @@ class Settings:
             read_threads=int(
                 _number(env, "INCIDENTS_READ_THREADS", defaults.read_threads, minimum=1)
             ),
+            poll_interval_seconds=_number(
+                env, "INCIDENTS_POLL_INTERVAL_SECONDS", defaults.poll_interval_seconds
+            ),
+            subscriber_stall_seconds=_number(
+                env, "INCIDENTS_SUBSCRIBER_STALL_SECONDS", defaults.subscriber_stall_seconds
+            ),
+            postgres=postgres,
         )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -14,13 +14,40 @@ from incident_registry_client.proto.incidents.v1 import (
     incident_service_pb2_grpc,
 )
 
+from service.store.base import EventStoreBackend
+from service.store.postgres import PostgresEventStore, PostgresSettings
+from service.store.sqlite import SQLiteEventStore
 from tests.support.harness import ServerHarness
+from tests.support.postgres import fresh_schema, postgres_server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresSettings]:
+    """A PostgreSQL server for the whole run."""
+    with postgres_server() as settings:
+        yield settings
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerHarness]:
-    """A registry server on a fresh SQLite file."""
-    harness = ServerHarness(tmp_path / "registry.sqlite").start()
+def backend_factory(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[], EventStoreBackend]]:
+    """Opens the event store a test's server runs on: SQLite, or PostgreSQL (fresh schema)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        path = tmp_path / "registry.sqlite"
+        yield lambda: SQLiteEventStore(path)
+        return
+    server = request.getfixturevalue("postgres")
+    with fresh_schema(server) as settings:
+        yield lambda: PostgresEventStore(settings)
+
+
+@pytest.fixture
+def server(
+    tmp_path: Path, backend_factory: Callable[[], EventStoreBackend]
+) -> Iterator[ServerHarness]:
+    """A registry server on a fresh store (SQLite unless the test asks for both backends)."""
+    harness = ServerHarness(tmp_path / "registry.sqlite", backend_factory=backend_factory).start()
     yield harness
     harness.stop()
 

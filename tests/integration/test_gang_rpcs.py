@@ -10,6 +10,9 @@ import pytest
 from tests.integration import checks
 from tests.support import builders as b
 from tests.support.builders import ACTOR_METADATA, field_violations
+from tests.support.stores import BOTH_STORES
+
+pytestmark = BOTH_STORES
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 UNKNOWN_ID = str(uuid4())

@@ -19,6 +19,9 @@ from incident_registry_client.proto.incidents.v1 import (
 from tests.integration import checks
 from tests.support import builders as b
 from tests.support.builders import ACTOR_METADATA, detail
+from tests.support.stores import BOTH_STORES
+
+pytestmark = BOTH_STORES
 
 REGISTRY_SERVICES = {
     "incidents.v1.IncidentService",

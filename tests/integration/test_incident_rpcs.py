@@ -10,6 +10,9 @@ from incident_registry_client.proto.incidents.v1 import incident_pb2
 from tests.integration import checks
 from tests.support import builders as b
 from tests.support.builders import ACTOR_METADATA
+from tests.support.stores import BOTH_STORES
+
+pytestmark = BOTH_STORES
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import grpc
 from service.api.server import RunningServer, start_server
 from service.app.registry import Registry, utc_now
 from service.areas import load_catalog
+from service.store.base import EventStoreBackend
 from service.store.sqlite import SQLiteEventStore
 
 
@@ -26,8 +27,10 @@ class ServerHarness:
         *,
         catalog: str = "brussels",
         clock: Callable[[], datetime] = utc_now,
+        backend_factory: Callable[[], EventStoreBackend] | None = None,
     ) -> None:
         self.db_path = db_path
+        self.backend_factory = backend_factory or (lambda: SQLiteEventStore(db_path))
         self.catalog = catalog
         self.clock = clock
         self.registry: Registry | None = None
@@ -51,7 +54,7 @@ class ServerHarness:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        backend = SQLiteEventStore(self.db_path)
+        backend = self.backend_factory()
         self.registry = Registry(backend, load_catalog(self.catalog), clock=self.clock)
         self._running = self._call(start_server(self.registry, "127.0.0.1:0"))
         return self

@@ -1,0 +1,341 @@
+"""The PostgreSQL event store: the library's recorder, plus idempotency, tags and batch appends.
+
+Appends take the library's EXCLUSIVE table lock, so log positions are committed in the order
+they are issued and a follower can never pass over a position that is filled in later. Every
+append also NOTIFYs the table's channel; each process LISTENs on it, so followers in every
+replica are woken within milliseconds of a commit made by any of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import psycopg_pool
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Notification,
+    OperationalError,
+    PersistenceError,
+)
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composable, Identifier
+
+from service.store.base import (
+    AppendConflictError,
+    BackendUnavailableError,
+    EventStoreBackend,
+    IdempotencyRecord,
+    LogPage,
+    PendingWrite,
+)
+from service.store.notify import CommitNotifier
+
+EVENTS_TABLE = "stored_events"
+REQUESTS_TABLE = "accepted_requests"
+TAGS_TABLE = "event_tags"
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    """Where the database is and how many connections to keep."""
+
+    host: str = "127.0.0.1"
+    port: int = 5432
+    dbname: str = "postgres"
+    user: str = "postgres"
+    password: str = ""
+    schema: str = "public"
+    pool_size: int = 5
+    max_overflow: int = 5
+    connect_timeout: float = 5.0
+    lock_timeout: int = 5
+    idle_in_transaction_timeout: float = 30.0
+
+
+class RegistryPostgresRecorder(PostgresApplicationRecorder):
+    """The library's application recorder with request and tag tables."""
+
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        super().__init__(datastore, events_table_name=EVENTS_TABLE)
+        schema = Identifier(datastore.schema)
+        self.sql_create_statements.extend(
+            [
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0}.{1} ("
+                    "request_id text PRIMARY KEY, "
+                    "fingerprint text NOT NULL, "
+                    "aggregate_id uuid NOT NULL, "
+                    "version bigint NOT NULL, "
+                    "position bigint NOT NULL)"
+                ).format(schema, Identifier(REQUESTS_TABLE)),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0}.{1} ("
+                    "tag text NOT NULL, "
+                    "position bigint NOT NULL, "
+                    "PRIMARY KEY (tag, position))"
+                ).format(schema, Identifier(TAGS_TABLE)),
+            ]
+        )
+
+    def lock_for_append(self, cursor: Cursor[DictRow]) -> None:
+        """Take the table lock that keeps positions in commit order, and NOTIFY on commit."""
+        self._lock_table(cursor)
+        self._notify_channel(cursor)
+
+
+class PostgresEventStore(EventStoreBackend):
+    """Event store backend on one PostgreSQL database (schema)."""
+
+    def __init__(self, settings: PostgresSettings) -> None:
+        self.settings = settings
+        self.datastore = PostgresDatastore(
+            dbname=settings.dbname,
+            host=settings.host,
+            port=settings.port,
+            user=settings.user,
+            password=settings.password,
+            schema=settings.schema,
+            pool_size=settings.pool_size,
+            max_overflow=settings.max_overflow,
+            connect_timeout=settings.connect_timeout,
+            lock_timeout=settings.lock_timeout,
+            idle_in_transaction_session_timeout=settings.idle_in_transaction_timeout,
+            pre_ping=True,
+        )
+        self.recorder = RegistryPostgresRecorder(self.datastore)
+        self._notifier = CommitNotifier()
+        self._table = self._name(EVENTS_TABLE)
+        try:
+            self.recorder.create_table()
+        except PersistenceError as err:
+            self.datastore.close()
+            msg = f"cannot open the PostgreSQL event store: {err}"
+            raise BackendUnavailableError(msg) from err
+        self._stop_listening = threading.Event()
+        self._listener = threading.Thread(target=self._listen, name="pg-listen", daemon=True)
+        self._listener.start()
+
+    def _name(self, table: str) -> Composable:
+        return SQL("{0}.{1}").format(Identifier(self.settings.schema), Identifier(table))
+
+    @contextlib.contextmanager
+    def _cursor(self, *, commit: bool = False) -> Iterator[Cursor[DictRow]]:
+        try:
+            with self.datastore.transaction(commit=commit) as cursor:
+                yield cursor
+        except (IntegrityError, psycopg.IntegrityError) as err:
+            raise AppendConflictError(str(err)) from err
+        except (
+            OperationalError,
+            InterfaceError,
+            psycopg.OperationalError,
+            psycopg.InterfaceError,
+            psycopg_pool.PoolTimeout,
+        ) as err:
+            raise BackendUnavailableError(str(err)) from err
+
+    def append(self, writes: Sequence[PendingWrite]) -> list[int]:
+        """Append all writes, their request records and tags in one locked transaction."""
+        events = [event for write in writes for event in write.events]
+        with self._cursor(commit=True) as cursor:
+            self.recorder.lock_for_append(cursor)
+            cursor.execute(
+                SQL(
+                    "INSERT INTO {0} (originator_id, originator_version, topic, state) "
+                    "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) "
+                    "RETURNING originator_id, originator_version, notification_id"
+                ).format(self._table),
+                [
+                    [e.originator_id for e in events],
+                    [e.originator_version for e in events],
+                    [e.topic for e in events],
+                    [e.state for e in events],
+                ],
+            )
+            issued = {
+                (row["originator_id"], row["originator_version"]): row["notification_id"]
+                for row in cursor.fetchall()
+            }
+            positions: list[int] = []
+            tag_rows: list[tuple[str, int]] = []
+            for write in writes:
+                ids = [issued[(e.originator_id, e.originator_version)] for e in write.events]
+                positions.append(ids[-1])
+                tag_rows.extend(
+                    (tag, position)
+                    for position, tags in zip(ids, write.tags, strict=True)
+                    for tag in tags
+                )
+            cursor.execute(
+                SQL(
+                    "INSERT INTO {0} SELECT * FROM "
+                    "unnest(%s::text[], %s::text[], %s::uuid[], %s::bigint[], %s::bigint[])"
+                ).format(self._name(REQUESTS_TABLE)),
+                [
+                    [w.request_id for w in writes],
+                    [w.fingerprint for w in writes],
+                    [w.aggregate_id for w in writes],
+                    [w.version for w in writes],
+                    positions,
+                ],
+            )
+            if tag_rows:
+                cursor.execute(
+                    SQL("INSERT INTO {0} SELECT * FROM unnest(%s::text[], %s::bigint[])").format(
+                        self._name(TAGS_TABLE)
+                    ),
+                    [[tag for tag, _ in tag_rows], [position for _, position in tag_rows]],
+                )
+        if positions:
+            self._notifier.notify(max(positions))
+        return positions
+
+    def find_requests(self, request_ids: Sequence[str]) -> dict[str, IdempotencyRecord]:
+        """Look up accepted request ids in one query."""
+        if not request_ids:
+            return {}
+        with self._cursor() as cursor:
+            cursor.execute(
+                SQL("SELECT * FROM {0} WHERE request_id = ANY(%s)").format(
+                    self._name(REQUESTS_TABLE)
+                ),
+                [list(request_ids)],
+            )
+            rows = cursor.fetchall()
+        return {
+            row["request_id"]: IdempotencyRecord(
+                request_id=row["request_id"],
+                fingerprint=row["fingerprint"],
+                aggregate_id=row["aggregate_id"],
+                version=row["version"],
+                position=row["position"],
+            )
+            for row in rows
+        }
+
+    def read_stream(
+        self,
+        aggregate_id: UUID,
+        *,
+        from_version: int | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[Notification]:
+        """Return stored events of one aggregate with their log positions."""
+        statement = SQL("SELECT * FROM {0} WHERE originator_id = %s").format(self._table)
+        params: list[Any] = [aggregate_id]
+        if from_version is not None:
+            statement += SQL(
+                " AND originator_version <= %s" if descending else " AND originator_version >= %s"
+            )
+            params.append(from_version)
+        statement += SQL(
+            " ORDER BY originator_version DESC" if descending else " ORDER BY originator_version"
+        )
+        if limit is not None:
+            statement += SQL(" LIMIT %s")
+            params.append(limit)
+        with self._cursor() as cursor:
+            cursor.execute(statement, params)
+            return [_notification(row) for row in cursor.fetchall()]
+
+    def read_page(
+        self,
+        *,
+        after: int = 0,
+        before: int | None = None,
+        limit: int,
+        topics: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        descending: bool = False,
+    ) -> LogPage:
+        """Read matching events and the head in one snapshot (REPEATABLE READ)."""
+        with self._cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            cursor.execute(SQL("SELECT MAX(notification_id) AS head FROM {0}").format(self._table))
+            row = cursor.fetchone()
+            head = (row["head"] if row else None) or 0
+            upper = head if before is None else min(head, before - 1)
+            statement = SQL(
+                "SELECT * FROM {0} WHERE notification_id > %s AND notification_id <= %s"
+            ).format(self._table)
+            params: list[Any] = [after, upper]
+            if topics:
+                statement += SQL(" AND topic = ANY(%s)")
+                params.append(list(topics))
+            if tags:
+                statement += SQL(
+                    " AND notification_id IN (SELECT position FROM {0} "
+                    "WHERE tag = ANY(%s) AND position > %s AND position <= %s)"
+                ).format(self._name(TAGS_TABLE))
+                params.extend([list(tags), after, upper])
+            statement += SQL(
+                " ORDER BY notification_id DESC LIMIT %s"
+                if descending
+                else " ORDER BY notification_id LIMIT %s"
+            )
+            params.append(limit)
+            cursor.execute(statement, params)
+            rows = cursor.fetchall()
+        return LogPage([_notification(r) for r in rows], head)
+
+    def head(self) -> int:
+        """Return the last position in the log."""
+        with self._cursor() as cursor:
+            cursor.execute(SQL("SELECT MAX(notification_id) AS head FROM {0}").format(self._table))
+            row = cursor.fetchone()
+        return (row["head"] if row else None) or 0
+
+    def last_notification(self) -> Notification | None:
+        """Return the stored event at the head."""
+        with self._cursor() as cursor:
+            cursor.execute(
+                SQL("SELECT * FROM {0} ORDER BY notification_id DESC LIMIT 1").format(self._table)
+            )
+            row = cursor.fetchone()
+        return _notification(row) if row else None
+
+    @property
+    def notifier(self) -> CommitNotifier:
+        """Told after every commit through this store, and on NOTIFY from other processes."""
+        return self._notifier
+
+    def _listen(self) -> None:
+        """Relay NOTIFY from every process's appends to this process's followers."""
+        channel = Identifier(self.recorder.channel_name)
+        while not self._stop_listening.is_set():
+            try:
+                with self.datastore.get_connection() as conn:
+                    conn.execute(SQL("LISTEN {0}").format(channel))
+                    conn.commit()
+                    while not self._stop_listening.is_set():
+                        if any(True for _ in conn.notifies(timeout=0.1, stop_after=1)):
+                            self._notifier.notify(self.head())
+            except (PersistenceError, psycopg.Error, BackendUnavailableError):
+                # The database went away: followers still poll; listen again shortly.
+                self._stop_listening.wait(1.0)
+
+    def close(self) -> None:
+        """Stop listening and close the pool."""
+        self._stop_listening.set()
+        self._listener.join(timeout=5)
+        self.datastore.close()
+
+
+def _notification(row: DictRow) -> Notification:
+    return Notification(
+        id=row["notification_id"],
+        originator_id=row["originator_id"],
+        originator_version=row["originator_version"],
+        topic=row["topic"],
+        state=bytes(row["state"]),
+    )
