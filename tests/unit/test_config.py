@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from service.config import ConfigError, Settings
+from service.store.postgres import PostgresSettings
 
 
 def test_defaults_serve_sqlite_on_localhost_50051():
@@ -52,3 +53,42 @@ def test_every_variable_is_read():
 def test_invalid_values_are_refused_with_the_variable_named(name, value):
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_postgres_is_selected_and_configured_from_the_environment():
+    settings = Settings.from_env(
+        {
+            "INCIDENTS_STORE": "postgres",
+            "INCIDENTS_POSTGRES_HOST": "db",
+            "INCIDENTS_POSTGRES_PORT": "6543",
+            "INCIDENTS_POSTGRES_DB": "registry",
+            "INCIDENTS_POSTGRES_USER": "registry",
+            "INCIDENTS_POSTGRES_PASSWORD": "secret",
+            "INCIDENTS_POSTGRES_SCHEMA": "incidents",
+            "INCIDENTS_POSTGRES_POOL_SIZE": "10",
+            "INCIDENTS_POSTGRES_MAX_OVERFLOW": "2",
+            "INCIDENTS_POSTGRES_CONNECT_TIMEOUT": "3",
+            "INCIDENTS_POSTGRES_LOCK_TIMEOUT": "7",
+            "INCIDENTS_POLL_INTERVAL_SECONDS": "0.25",
+            "INCIDENTS_SUBSCRIBER_STALL_SECONDS": "12",
+        }
+    )
+    assert settings.store == "postgres"
+    assert settings.postgres == PostgresSettings(
+        host="db",
+        port=6543,
+        dbname="registry",
+        user="registry",
+        password="secret",
+        schema="incidents",
+        pool_size=10,
+        max_overflow=2,
+        connect_timeout=3.0,
+        lock_timeout=7,
+    )
+    assert (settings.poll_interval_seconds, settings.subscriber_stall_seconds) == (0.25, 12.0)
+
+
+def test_an_unknown_store_is_refused():
+    with pytest.raises(ConfigError, match="INCIDENTS_STORE"):
+        Settings.from_env({"INCIDENTS_STORE": "mongodb"})
