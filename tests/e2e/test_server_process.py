@@ -18,6 +18,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from incident_registry_client.proto.incidents.v1 import gang_service_pb2, gang_service_pb2_grpc
 
+from tests.support.postgres import fresh_schema
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -113,3 +115,29 @@ def test_server_refuses_an_invalid_setting(start_process):
     output, _ = process.communicate(timeout=20)
     assert process.returncode == 2
     assert "INCIDENTS_LOG_FORMAT" in output
+
+
+def test_server_runs_on_postgresql_when_configured(start_process, postgres):
+    with fresh_schema(postgres) as pg:
+        process, target = start_process(
+            INCIDENTS_STORE="postgres",
+            INCIDENTS_POSTGRES_HOST=pg.host,
+            INCIDENTS_POSTGRES_PORT=str(pg.port),
+            INCIDENTS_POSTGRES_DB=pg.dbname,
+            INCIDENTS_POSTGRES_USER=pg.user,
+            INCIDENTS_POSTGRES_PASSWORD=pg.password,
+            INCIDENTS_POSTGRES_SCHEMA=pg.schema,
+        )
+        wait_serving(target)
+        with grpc.insecure_channel(target) as channel:
+            gangs = gang_service_pb2_grpc.GangServiceStub(channel)
+            reply = gangs.RegisterGang(
+                gang_service_pb2.RegisterGangRequest(request_id="e2e-pg", name="Clan Y"),
+                timeout=5,
+            )
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+        assert process.returncode == 0
+        started = json.loads(next(line for line in output.splitlines() if "server_started" in line))
+        assert started["store"] == "postgres"
+        assert reply.result.position == 1
