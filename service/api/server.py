@@ -50,10 +50,16 @@ class RunningServer:
     server: grpc.aio.Server
     port: int
     health: health.aio.HealthServicer
+    registry: Registry
 
     async def stop(self, grace: float) -> None:
-        """Report NOT_SERVING, let in-flight calls finish within `grace` seconds, then stop."""
+        """Report NOT_SERVING, let in-flight calls finish within `grace` seconds, then stop.
+
+        Subscriptions never finish by themselves: they are ended at once with UNAVAILABLE,
+        so that their clients resume elsewhere instead of holding the shutdown up.
+        """
         await self.health.enter_graceful_shutdown()
+        self.registry.event_log.stop_following()
         await self.server.stop(grace)
 
 
@@ -104,4 +110,4 @@ async def start_server(
     # The store was opened before the server: from now on the registry can serve.
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server=server, port=port, health=health_servicer)
+    return RunningServer(server=server, port=port, health=health_servicer, registry=registry)

@@ -125,7 +125,13 @@ class EventLog:
         self._reads = reads
         self._watcher = watcher
         self._settings = settings or FollowSettings()
+        self._stopping = False
         self.subscribers = 0
+
+    def stop_following(self) -> None:
+        """End every subscription promptly (UNAVAILABLE: resume after the last position)."""
+        self._stopping = True
+        self._watcher.wake_all()
 
     def compile_filter(
         self, event_types: Sequence[str], stream_types: Sequence[str], tags: Sequence[str]
@@ -249,6 +255,9 @@ class EventLog:
         self.subscribers += 1
         try:
             while True:
+                if self._stopping:
+                    msg = "the server is shutting down; resubscribe after the last position"
+                    raise StoreUnavailableError(msg)
                 events, head = await self._run(
                     partial(self._read_forwards, position, settings.page_size, log_filter)
                 )

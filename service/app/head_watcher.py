@@ -29,6 +29,7 @@ class HeadWatcher:
         self._token: int | None = None
         self._poller: asyncio.Task[None] | None = None
         self._waiting = 0
+        self._closing = False
 
     @property
     def waiting(self) -> int:
@@ -42,7 +43,7 @@ class HeadWatcher:
         self._waiting += 1
         try:
             deadline = asyncio.get_running_loop().time() + timeout
-            while self._head <= position:
+            while self._head <= position and not self._closing:
                 remaining = deadline - asyncio.get_running_loop().time()
                 if remaining <= 0:
                     break
@@ -52,6 +53,12 @@ class HeadWatcher:
         finally:
             self._waiting -= 1
         return self._head
+
+    def wake_all(self) -> None:
+        """Wake every waiting coroutine now, and keep them from waiting again."""
+        self._closing = True
+        if self._changed is not None:
+            self._changed.set()
 
     def close(self) -> None:
         """Stop listening and polling."""

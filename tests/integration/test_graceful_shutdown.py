@@ -8,7 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
-from incident_registry_client.proto.incidents.v1 import incident_service_pb2_grpc
+from incident_registry_client.proto.incidents.v1 import (
+    event_log_service_pb2,
+    event_log_service_pb2_grpc,
+    incident_service_pb2_grpc,
+)
 
 from tests.support import builders as b
 from tests.support.builders import ACTOR_METADATA
@@ -91,3 +95,21 @@ def test_stopping_under_load_loses_no_acknowledged_shooting(tmp_path, grace):
             assert reopened.registry.backend.head() == CALLS
     finally:
         reopened.stop()
+
+
+def test_a_live_subscription_ends_with_unavailable_at_shutdown_without_delaying_it(tmp_path):
+    harness = ServerHarness(tmp_path / "registry.sqlite").start()
+    channel = harness.channel()
+    log = event_log_service_pb2_grpc.EventLogServiceStub(channel)
+    stream = log.Subscribe(event_log_service_pb2.SubscribeRequest(from_start=True))
+    # An empty log: the first message says the subscriber is caught up, then it waits live.
+    assert next(stream).WhichOneof("message") == "caught_up"
+    started = time.monotonic()
+    harness.stop(grace=10)
+    # The subscription did not hold the shutdown for the whole grace period ...
+    assert time.monotonic() - started < 5
+    # ... and its client is told to come back, not that the stream is complete.
+    with pytest.raises(grpc.RpcError) as info:
+        next(stream)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    channel.close()
