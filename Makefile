@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BUF := tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint typecheck buf-lint check-generated generate unit integration bench clean
+.PHONY: run test setup lint typecheck buf-lint check-generated generate unit integration bench bench-subscribe clean
 
 ## setup: create the virtualenv and install the service, the client and the dev tools
 setup: $(STAMP)
@@ -54,6 +54,10 @@ typecheck: setup
 ## bench: the append benchmark against a bare gRPC echo server
 bench: setup
 	$(PY) benchmarks/append.py
+
+## bench-subscribe: Subscribe catch-up over 100,000 events against raw in-process decoding
+bench-subscribe: setup
+	$(PY) benchmarks/subscribe.py
 
 clean:
 	rm -rf $(VENV) tools/node_modules .mypy_cache .ruff_cache .pytest_cache
