@@ -7,12 +7,13 @@ from collections.abc import Callable
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from google.protobuf import field_mask_pb2, json_format
+from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message
 from incident_registry_client.proto.incidents.v1 import events_pb2, incident_pb2
 
 from service.api import resources as res
 from service.api.enums import ATTRIBUTION_STATUS, LINK_KIND, TIME_PRECISION
+from service.api.proto_json import message_to_dict
 from service.api.timestamps import stamp
 from service.app.results import RecordedEvent
 from service.domain.asset_case import AssetCase
@@ -218,9 +219,7 @@ def envelope(
     )
     if as_json:
         message.payload_json = json.dumps(
-            json_format.MessageToDict(payload, preserving_proto_field_name=True),
-            separators=(",", ":"),
-            sort_keys=True,
+            message_to_dict(payload), separators=(",", ":"), sort_keys=True
         )
     if typed:
         getattr(message, field_name).CopyFrom(payload)

@@ -100,6 +100,15 @@ class FollowSettings:
     idle_wait_seconds: float = 5.0
 
 
+def continuation(events: Sequence[RecordedEvent], head: int, backwards: bool, limit: int) -> int:
+    """Where a read of the global log continues (exclusive), or 0 at the end of the log."""
+    if len(events) < limit or not events:
+        return 0
+    last = events[-1].position
+    at_end = last <= 1 if backwards else last >= head
+    return 0 if at_end else last
+
+
 def limit_of(value: int, v: Violations, field: str = "limit") -> int:
     """A page size: 0 means the default; at most MAX_LIMIT."""
     v.check(0 <= value <= MAX_LIMIT, field, f"must be from 1 to {MAX_LIMIT} (0: default)")
@@ -134,10 +143,13 @@ class EventLog:
         self._watcher.wake_all()
 
     def compile_filter(
-        self, event_types: Sequence[str], stream_types: Sequence[str], tags: Sequence[str]
+        self,
+        event_types: Sequence[str],
+        stream_types: Sequence[str],
+        tags: Sequence[str],
+        v: Violations,
     ) -> LogFilter:
-        """Check and compile a filter; unknown names are INVALID_ARGUMENT."""
-        v = Violations()
+        """Check and compile a filter; unknown names are recorded as violations in `v`."""
         for i, name in enumerate(event_types):
             v.check(name in EVENT_TYPES, f"filter.event_types[{i}]", f"unknown event type {name!r}")
         for i, name in enumerate(stream_types):
@@ -149,7 +161,9 @@ class EventLog:
         compiled: set[str] = set()
         for i, tag in enumerate(tags):
             compiled.update(self._compile_tag(tag, f"filter.tags[{i}]", v))
-        v.raise_if_any()
+        # Unknown names were recorded as violations; the caller raises before using this.
+        event_types = [name for name in event_types if name in EVENT_TYPES]
+        stream_types = [name for name in stream_types if name in STREAM_TYPES]
         topics = topics_for(event_types, stream_types) if event_types or stream_types else ()
         if (event_types or stream_types) and not topics:
             # The kinds given exclude each other: nothing can match.
@@ -233,8 +247,7 @@ class EventLog:
             return self._decode(page.notifications), page.head
 
         events, head = await self._run(read)
-        next_position = 0 if len(events) < limit else events[-1].position
-        return LogWindow(events, next_position, head)
+        return LogWindow(events, continuation(events, head, backwards, limit), head)
 
     async def follow(
         self, after: int | None, log_filter: LogFilter, batch_size: int

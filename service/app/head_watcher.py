@@ -48,8 +48,11 @@ class HeadWatcher:
                 if remaining <= 0:
                     break
                 self._changed.clear()
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+                # cancellation of a subscription whose client went away.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await self._changed.wait()
         finally:
             self._waiting -= 1
         return self._head

@@ -27,6 +27,10 @@ from service.domain.errors import SubscriberTooSlowError
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
+MESSAGE_BUDGET = 2 * 1024 * 1024
+"""Events per response are cut to stay well inside the 4 MiB message limit."""
+ENVELOPE_OVERHEAD = 8
+
 _FORMATS = {
     pb.PAYLOAD_FORMAT_UNSPECIFIED: (True, True),
     pb.PAYLOAD_FORMAT_BOTH: (True, True),
@@ -52,16 +56,15 @@ class EventLogServicer(pb_grpc.EventLogServiceServicer):
         limit = limit_of(request.limit, reader)
         formats = _formats(request.payload_format, reader)
         reader.raise_if_any()
-        window = await self._log.read_stream(
-            stream_id,
-            request.from_version,
-            request.direction == pb.READ_DIRECTION_BACKWARDS,
-            limit,
-        )
+        backwards = request.direction == pb.READ_DIRECTION_BACKWARDS
+        window = await self._log.read_stream(stream_id, request.from_version, backwards, limit)
+        envelopes = _fitting(_envelopes(window.events, formats))
+        next_version = window.next_version
+        if len(envelopes) < len(window.events):
+            last = envelopes[-1].stream_version
+            next_version = last - 1 if backwards else last + 1
         return pb.ReadStreamResponse(
-            events=_envelopes(window.events, formats),
-            next_version=window.next_version,
-            stream_version=window.stream_version,
+            events=envelopes, next_version=next_version, stream_version=window.stream_version
         )
 
     async def ReadAll(  # noqa: N802
@@ -72,17 +75,17 @@ class EventLogServicer(pb_grpc.EventLogServiceServicer):
         reader.count(request.from_position, "from_position")
         limit = limit_of(request.limit, reader)
         formats = _formats(request.payload_format, reader)
+        log_filter = self._filter(request.filter, reader)
         reader.raise_if_any()
-        window = await self._log.read_all(
-            request.from_position,
-            request.direction == pb.READ_DIRECTION_BACKWARDS,
-            limit,
-            self._filter(request.filter),
-        )
+        backwards = request.direction == pb.READ_DIRECTION_BACKWARDS
+        window = await self._log.read_all(request.from_position, backwards, limit, log_filter)
+        envelopes = _fitting(_envelopes(window.events, formats))
+        next_position = window.next_position
+        if len(envelopes) < len(window.events):
+            # The page was cut to fit one message: continue right after what was sent.
+            next_position = envelopes[-1].position
         return pb.ReadAllResponse(
-            events=_envelopes(window.events, formats),
-            next_position=window.next_position,
-            head_position=window.head,
+            events=envelopes, next_position=next_position, head_position=window.head
         )
 
     async def GetHead(  # noqa: N802
@@ -111,23 +114,29 @@ class EventLogServicer(pb_grpc.EventLogServiceServicer):
             after = None
         batch_size = limit_of(request.max_batch_size, reader, "max_batch_size")
         formats = _formats(request.payload_format, reader)
+        log_filter = self._filter(request.filter, reader)
         reader.raise_if_any()
-        log_filter = self._filter(request.filter)
         async for item in self._log.follow(after, log_filter, batch_size):
-            try:
-                await asyncio.wait_for(
-                    context.write(_follow_message(item, formats)), self._stall_seconds
-                )
-            except TimeoutError:
-                msg = (
-                    f"the subscriber read nothing for {self._stall_seconds:g} s; "
-                    "resubscribe after the last position received"
-                )
-                raise SubscriberTooSlowError(msg) from None
+            for message in _follow_messages(item, formats):
+                await self._write(context, message)
 
-    def _filter(self, message: pb.EventFilter) -> LogFilter:
+    async def _write(self, context: Context, message: pb.SubscribeResponse) -> None:
+        """Write one message; end the stream if the subscriber reads nothing for too long."""
+        try:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+            # cancellation that a client's disconnect delivers here.
+            async with asyncio.timeout(self._stall_seconds):
+                await context.write(message)
+        except TimeoutError:
+            msg = (
+                f"the subscriber read nothing for {self._stall_seconds:g} s; "
+                "resubscribe after the last position received"
+            )
+            raise SubscriberTooSlowError(msg) from None
+
+    def _filter(self, message: pb.EventFilter, reader: FieldReader) -> LogFilter:
         return self._log.compile_filter(
-            list(message.event_types), list(message.stream_types), list(message.tags)
+            list(message.event_types), list(message.stream_types), list(message.tags), reader
         )
 
 
@@ -142,14 +151,32 @@ def _envelopes(events: list[RecordedEvent], formats: tuple[bool, bool]) -> list[
     return [envelope(event, typed=typed, as_json=as_json) for event in events]
 
 
-def _follow_message(item: FollowItem, formats: tuple[bool, bool]) -> pb.SubscribeResponse:
+def _fitting(envelopes: list[Any]) -> list[Any]:
+    """The leading envelopes that fit in one message (always at least one)."""
+    total = 0
+    for count, message in enumerate(envelopes):
+        total += message.ByteSize() + ENVELOPE_OVERHEAD
+        if total > MESSAGE_BUDGET and count:
+            return envelopes[:count]
+    return envelopes
+
+
+def _follow_messages(item: FollowItem, formats: tuple[bool, bool]) -> list[pb.SubscribeResponse]:
     if isinstance(item, EventsReached):
-        return pb.SubscribeResponse(events=pb.EventBatch(events=_envelopes(item.events, formats)))
+        remaining = _envelopes(item.events, formats)
+        batches: list[pb.SubscribeResponse] = []
+        while remaining:
+            batch = _fitting(remaining)
+            batches.append(pb.SubscribeResponse(events=pb.EventBatch(events=batch)))
+            remaining = remaining[len(batch) :]
+        return batches
     if isinstance(item, CaughtUp):
-        return pb.SubscribeResponse(caught_up=pb.CaughtUp(position=item.position))
+        return [pb.SubscribeResponse(caught_up=pb.CaughtUp(position=item.position))]
     if isinstance(item, FellBehind):
-        return pb.SubscribeResponse(
-            fell_behind=pb.FellBehind(position=item.position, head_position=item.head)
-        )
+        return [
+            pb.SubscribeResponse(
+                fell_behind=pb.FellBehind(position=item.position, head_position=item.head)
+            )
+        ]
     assert isinstance(item, Checkpoint)
-    return pb.SubscribeResponse(checkpoint=pb.Checkpoint(position=item.position))
+    return [pb.SubscribeResponse(checkpoint=pb.Checkpoint(position=item.position))]
