@@ -25,6 +25,9 @@ from tests.support.log_helpers import (
     positions,
     read_all_pages,
 )
+from tests.support.stores import BOTH_STORES
+
+pytestmark = BOTH_STORES
 
 # Brussels: zone 5341 (Midi) = 21001 Anderlecht, 21007 Forest, 21013 Saint-Gilles;
 # zone 5339 = 21004 Bruxelles, 21009 Ixelles.

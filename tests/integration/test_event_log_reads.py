@@ -24,6 +24,9 @@ from tests.integration import checks
 from tests.support import builders as b
 from tests.support.builders import ACTOR_METADATA, detail, field_violations
 from tests.support.log_helpers import positions, read_all_pages, report_many, report_many_async
+from tests.support.stores import BOTH_STORES
+
+pytestmark = BOTH_STORES
 
 FORWARDS = pb.READ_DIRECTION_FORWARDS
 BACKWARDS = pb.READ_DIRECTION_BACKWARDS

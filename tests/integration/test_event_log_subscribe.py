@@ -36,6 +36,7 @@ from tests.support.log_helpers import (
     report_many_async,
     wait_for,
 )
+from tests.support.stores import BOTH_STORES
 
 IXELLES = "21009"  # outside the filter used below
 FOLLOWED = pb.EventFilter(tags=[f"municipality:{b.ANDERLECHT}"])
@@ -84,6 +85,7 @@ def _drain(call: Any, into: list[pb.SubscribeResponse]) -> None:
 # --- where a subscription starts ----------------------------------------------------------
 
 
+@BOTH_STORES
 def test_subscription_to_an_empty_log_catches_up_at_zero_then_goes_live(channel, subscribers):
     subscriber = _open(subscribers, channel)
     first = subscriber.next()
@@ -148,6 +150,7 @@ def test_max_batch_size_caps_the_events_per_message(channel, subscribers):
     assert [len(batch.events) for batch in all_batches(default.until_caught_up())] == [25]
 
 
+@BOTH_STORES
 def test_live_events_arrive_promptly_one_write_at_a_time(channel, subscribers):
     subscriber = _open(subscribers, channel, from_end=True)
     subscriber.until_caught_up()
@@ -165,6 +168,7 @@ WRITERS = 8
 WRITES_EACH = 40
 
 
+@BOTH_STORES
 def test_subscribers_before_during_and_after_a_burst_see_every_event_once_in_order(
     server, channel, log, subscribers
 ):
@@ -445,6 +449,7 @@ def test_a_small_window_subscriber_that_reads_late_still_gets_resource_exhausted
             )
 
 
+@BOTH_STORES
 def test_a_large_batch_of_large_events_is_still_delivered(channel, subscribers):
     report_many_async(channel, 250, description=BIG)
     subscriber = _open(subscribers, channel, from_start=True, max_batch_size=1000)
