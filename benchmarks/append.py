@@ -30,8 +30,6 @@ import json
 import os
 import platform
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,14 +38,23 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from incident_registry_client.proto.incidents.v1 import incident_pb2, incident_service_pb2
+from servers import (
+    ROOT,
+    SQLITE_NAME,
+    STARTUP_TIMEOUT_S,
+    ServerProcess,
+    ServerStartError,
+    free_ports,
+    spawn,
+    start_registry,
+    wait_serving,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 ECHO_SCRIPT = Path(__file__).resolve().with_name("echo_server.py")
 
@@ -57,18 +64,12 @@ METHOD_PATH = f"/{SERVICE.full_name}/{SERVICE.methods_by_name['ReportShooting'].
 LEVELS: tuple[int, ...] = (1, 8, 32)
 ECHO = "echo"
 REGISTRY = "registry"
-STARTUP_TIMEOUT_S = 30.0
 CALL_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 5.0
 
 TARGET_RATIO_LEVEL = 32
 TARGET_RATIO = 0.6
 TARGET_P99_LEVEL = 8
 TARGET_P99_MS = 20.0
-
-
-class ServerStartError(RuntimeError):
-    """A server process exited, did not become ready in time, or answered wrongly."""
 
 
 @dataclass
@@ -88,97 +89,12 @@ class LevelResult:
     first_error: str = ""
 
 
-@dataclass
-class ServerProcess:
-    """A started server process and the file its output goes to."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    log_file: IO[bytes]
-
-    def log_tail(self, lines: int = 20) -> str:
-        """Return the last lines the server wrote."""
-        self.log_file.flush()
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-    def stop(self) -> None:
-        """Terminate the process (SIGTERM, then SIGKILL after a grace period)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(STOP_TIMEOUT_S)
-        self.log_file.close()
-
-
-def free_ports(count: int) -> list[int]:
-    """Return `count` distinct TCP ports on 127.0.0.1 that are free right now."""
-    with contextlib.ExitStack() as stack:
-        sockets = [
-            stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            for _ in range(count)
-        ]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-
-
-def spawn(name: str, argv: list[str], env: dict[str, str], workdir: Path) -> ServerProcess:
-    """Start `argv` as a separate process whose stdout and stderr go to a log file."""
-    log_path = workdir / f"{name}.log"
-    log_file = log_path.open("wb")
-    process = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file
-    )
-    return ServerProcess(name=name, process=process, log_path=log_path, log_file=log_file)
-
-
-def start_registry(workdir: Path, port: int, *, access_log: bool) -> ServerProcess:
-    """Start `python -m service` on a fresh SQLite file in `workdir`."""
-    env = {
-        **os.environ,
-        "INCIDENTS_LISTEN_ADDRESS": f"127.0.0.1:{port}",
-        "INCIDENTS_SQLITE_PATH": str(workdir / "bench.sqlite"),
-        "INCIDENTS_LOG_LEVEL": "info" if access_log else "warning",
-        "INCIDENTS_LOG_FORMAT": "json",
-        "INCIDENTS_SHUTDOWN_GRACE_SECONDS": "1",
-    }
-    return spawn(REGISTRY, [sys.executable, "-m", "service"], env, workdir)
-
-
 def start_echo(workdir: Path, port: int) -> ServerProcess:
     """Start benchmarks/echo_server.py."""
     argv = [sys.executable, str(ECHO_SCRIPT), "--port", str(port)]
-    return spawn(ECHO, argv, dict(os.environ), workdir)
-
-
-def _check_alive(server: ServerProcess) -> None:
-    code = server.process.poll()
-    if code is not None:
-        msg = f"{server.name} server exited with status {code}:\n{server.log_tail()}"
-        raise ServerStartError(msg)
-
-
-async def wait_registry_ready(server: ServerProcess, target: str) -> None:
-    """Poll the registry's health service until IncidentService is SERVING."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    request = health_pb2.HealthCheckRequest(service=SERVICE.full_name)
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            _check_alive(server)
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                reply = await stub.Check(request, timeout=1.0)  # type: ignore[attr-defined]
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            await asyncio.sleep(0.1)
-    _check_alive(server)
-    msg = f"registry not SERVING after {STARTUP_TIMEOUT_S:.0f} s:\n{server.log_tail()}"
-    raise ServerStartError(msg)
+    return spawn(
+        ECHO, argv, os.environ, workdir, target=f"127.0.0.1:{port}", label=f"{ECHO} server"
+    )
 
 
 async def wait_echo_ready(server: ServerProcess, target: str) -> None:
@@ -186,11 +102,11 @@ async def wait_echo_ready(server: ServerProcess, target: str) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     async with grpc.aio.insecure_channel(target) as channel:
         while time.monotonic() < deadline:
-            _check_alive(server)
+            server.check_alive()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(channel.channel_ready(), timeout=0.5)
                 return
-    _check_alive(server)
+    server.check_alive()
     msg = f"echo server not ready after {STARTUP_TIMEOUT_S:.0f} s:\n{server.log_tail()}"
     raise ServerStartError(msg)
 
@@ -324,7 +240,14 @@ async def benchmark(
 ) -> list[LevelResult]:
     """Wait for both servers, then run every level against both, alternating which goes first."""
     await asyncio.gather(
-        wait_echo_ready(echo, echo_target), wait_registry_ready(registry, registry_target)
+        wait_echo_ready(echo, echo_target),
+        wait_serving(
+            registry,
+            registry_target,
+            STARTUP_TIMEOUT_S,
+            service=SERVICE.full_name,
+            label=REGISTRY,
+        ),
     )
     await verify_replies(echo_target, registry_target)
     results: list[LevelResult] = []
@@ -473,12 +396,20 @@ def main(argv: list[str] | None = None) -> int:
         servers: list[ServerProcess] = []
         try:
             servers.append(start_echo(workdir, echo_port))
-            servers.append(start_registry(workdir, registry_port, access_log=args.access_log))
+            servers.append(
+                start_registry(
+                    workdir,
+                    registry_port,
+                    log_level="info" if args.access_log else "warning",
+                    name=REGISTRY,
+                    label=f"{REGISTRY} server",
+                )
+            )
             variant = "info (access log on)" if args.access_log else "warning (access log off)"
             print(
                 f"echo server  127.0.0.1:{echo_port}  pid {servers[0].process.pid}\n"
                 f"registry     127.0.0.1:{registry_port}  pid {servers[1].process.pid}  "
-                f"log level {variant}, SQLite {workdir / 'bench.sqlite'}\n"
+                f"log level {variant}, SQLite {workdir / SQLITE_NAME}\n"
                 f"levels {', '.join(map(str, LEVELS))} in flight; "
                 f"{args.warmup:g} s warm-up + {args.seconds:g} s measured each",
                 flush=True,
