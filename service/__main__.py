@@ -8,6 +8,8 @@ import sys
 
 import structlog
 
+from projections.runner import StatisticsRunner
+from projections.views import view_for
 from service.api.server import start_server
 from service.app.registry import Registry
 from service.areas import CatalogError, load_catalog
@@ -32,10 +34,18 @@ async def serve(settings: Settings) -> None:
         poll_interval=settings.poll_interval_seconds,
     )
     try:
+        statistics = StatisticsRunner(
+            backend,
+            registry.mapper,
+            view_for(backend, settings.sqlite_projections_path),
+            catalog,
+            registry.watcher,
+        )
         running = await start_server(
             registry,
             settings.listen_address,
             stall_seconds=settings.subscriber_stall_seconds,
+            statistics=statistics,
         )
     except BaseException:
         registry.close()

@@ -21,6 +21,7 @@ class Settings:
     listen_address: str = "localhost:50051"
     store: str = "sqlite"
     sqlite_path: Path = Path("data/incidents.sqlite")
+    sqlite_projections_path: Path = Path("data/projections.sqlite")
     sqlite_synchronous: str = "FULL"
     area_catalog: str = "brussels"
     log_format: str = "json"
@@ -62,10 +63,17 @@ class Settings:
             connect_timeout=_number(env, "INCIDENTS_POSTGRES_CONNECT_TIMEOUT", pg.connect_timeout),
             lock_timeout=int(_number(env, "INCIDENTS_POSTGRES_LOCK_TIMEOUT", pg.lock_timeout)),
         )
+        sqlite_path = Path(env.get("INCIDENTS_SQLITE_PATH", str(defaults.sqlite_path)))
         return cls(
             listen_address=env.get("INCIDENTS_LISTEN_ADDRESS", defaults.listen_address),
             store=store,
-            sqlite_path=Path(env.get("INCIDENTS_SQLITE_PATH", str(defaults.sqlite_path))),
+            sqlite_path=sqlite_path,
+            sqlite_projections_path=Path(
+                env.get(
+                    "INCIDENTS_SQLITE_PROJECTIONS_PATH",
+                    str(sqlite_path.with_name("projections.sqlite")),
+                )
+            ),
             sqlite_synchronous=synchronous,
             area_catalog=env.get("INCIDENTS_AREA_CATALOG", defaults.area_catalog),
             log_format=log_format,

@@ -11,6 +11,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from service.domain.errors import (
     ConcurrentModificationError,
     InvalidArgumentError,
+    NotCaughtUpError,
     NotFoundError,
     OutOfRangeError,
     RegistryError,
@@ -125,6 +126,7 @@ ERROR_TABLE: dict[
     OutOfRangeError: (grpc.StatusCode.OUT_OF_RANGE, _out_of_range),
     SubscriberTooSlowError: (grpc.StatusCode.RESOURCE_EXHAUSTED, _too_slow),
     StoreUnavailableError: (grpc.StatusCode.UNAVAILABLE, _retry_soon),
+    NotCaughtUpError: (grpc.StatusCode.UNAVAILABLE, _retry_soon),
 }
 
 

@@ -14,14 +14,17 @@ from incident_registry_client.proto.incidents.v1 import (
     event_log_service_pb2,
     gang_service_pb2,
     incident_service_pb2,
+    statistics_service_pb2,
 )
 
+from projections.runner import StatisticsRunner
 from service.api.handlers import add_service
 from service.api.servicers.asset_cases import AssetRecoveryServicer
 from service.api.servicers.event_log import EventLogServicer
 from service.api.servicers.gangs import GangServicer
 from service.api.servicers.incidents import IncidentServicer
 from service.api.servicers.police_commands import PoliceCommandServicer
+from service.api.servicers.statistics import StatisticsServicer
 from service.app.registry import Registry
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -31,6 +34,7 @@ GANG_SERVICE = gang_service_pb2.DESCRIPTOR.services_by_name["GangService"]
 COMMAND_SERVICE = command_service_pb2.DESCRIPTOR.services_by_name["PoliceCommandService"]
 ASSET_SERVICE = asset_service_pb2.DESCRIPTOR.services_by_name["AssetRecoveryService"]
 EVENT_LOG_SERVICE = event_log_service_pb2.DESCRIPTOR.services_by_name["EventLogService"]
+STATISTICS_SERVICE = statistics_service_pb2.DESCRIPTOR.services_by_name["StatisticsService"]
 SERVICE_NAMES: tuple[str, ...] = tuple(
     service.full_name
     for service in (
@@ -51,6 +55,7 @@ class RunningServer:
     port: int
     health: health.aio.HealthServicer
     registry: Registry
+    statistics: StatisticsRunner | None = None
 
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING, let in-flight calls finish within `grace` seconds, then stop.
@@ -61,6 +66,8 @@ class RunningServer:
         await self.health.enter_graceful_shutdown()
         self.registry.event_log.stop_following()
         await self.server.stop(grace)
+        if self.statistics is not None:
+            await self.statistics.stop()
 
 
 async def start_server(
@@ -69,12 +76,14 @@ async def start_server(
     *,
     reuse_port: bool = False,
     stall_seconds: float = 30.0,
+    statistics: StatisticsRunner | None = None,
     options: Sequence[tuple[str, int]] = (),
 ) -> RunningServer:
     """Build, bind and start a server for `registry` on `address` ("host:port", port 0 = any).
 
     `reuse_port` lets several server processes share one port (SO_REUSEPORT); it is off by
     default so that a second server on a taken port fails loudly instead of sharing it.
+    `statistics`, when given, is started here and served by StatisticsService.
     """
     server = grpc.aio.server(
         options=[
@@ -97,10 +106,14 @@ async def start_server(
         EventLogServicer(registry.event_log, stall_seconds=stall_seconds),
         EVENT_LOG_SERVICE,
     )
+    services = SERVICE_NAMES
+    if statistics is not None:
+        add_service(server, StatisticsServicer(statistics, registry.backend), STATISTICS_SERVICE)
+        services = (*SERVICE_NAMES, STATISTICS_SERVICE.full_name)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     port = server.add_insecure_port(address)
     if port == 0:
@@ -108,6 +121,14 @@ async def start_server(
         raise OSError(msg)
     await server.start()
     # The store was opened before the server: from now on the registry can serve.
-    for name in ("", *SERVICE_NAMES):
+    if statistics is not None:
+        statistics.start()
+    for name in ("", *services):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server=server, port=port, health=health_servicer, registry=registry)
+    return RunningServer(
+        server=server,
+        port=port,
+        health=health_servicer,
+        registry=registry,
+        statistics=statistics,
+    )

@@ -39,6 +39,7 @@ class Registry:
         follow: FollowSettings | None = None,
     ) -> None:
         mapper = registry_mapper()
+        self.mapper = mapper
         self.backend = backend
         self.catalog = catalog
         self.writer = GroupCommitWriter(backend, mapper, max_batch=max_batch)

@@ -76,6 +76,10 @@ class OutOfRangeError(RegistryError):
         super().__init__(f"{field} {description}")
 
 
+class NotCaughtUpError(RegistryError):
+    """Raised when a read model did not reach the requested position in time; retry."""
+
+
 class SubscriberTooSlowError(RegistryError):
     """Raised when a subscriber stopped reading and its stream is ended to bound memory."""
 

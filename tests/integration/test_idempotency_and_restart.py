@@ -29,6 +29,7 @@ REGISTRY_SERVICES = {
     "incidents.v1.PoliceCommandService",
     "incidents.v1.AssetRecoveryService",
     "incidents.v1.EventLogService",
+    "incidents.v1.StatisticsService",
 }
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import grpc
 
+from projections.runner import StatisticsRunner
+from projections.views import view_for
 from service.api.server import RunningServer, start_server
 from service.app.registry import Registry, utc_now
 from service.areas import load_catalog
@@ -55,8 +57,18 @@ class ServerHarness:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         backend = self.backend_factory()
-        self.registry = Registry(backend, load_catalog(self.catalog), clock=self.clock)
-        self._running = self._call(start_server(self.registry, "127.0.0.1:0"))
+        catalog = load_catalog(self.catalog)
+        self.registry = Registry(backend, catalog, clock=self.clock)
+        self.statistics = StatisticsRunner(
+            backend,
+            self.registry.mapper,
+            view_for(backend, self.db_path.with_name(self.db_path.stem + "-projections.sqlite")),
+            catalog,
+            self.registry.watcher,
+        )
+        self._running = self._call(
+            start_server(self.registry, "127.0.0.1:0", statistics=self.statistics)
+        )
         return self
 
     def stop(self, grace: float = 5.0) -> None:

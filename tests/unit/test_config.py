@@ -10,6 +10,7 @@ def test_defaults_serve_sqlite_on_localhost_50051():
     settings = Settings.from_env({})
     assert settings.listen_address == "localhost:50051"
     assert settings.sqlite_path == Path("data/incidents.sqlite")
+    assert settings.sqlite_projections_path == Path("data/projections.sqlite")
     assert settings.sqlite_synchronous == "FULL"
     assert settings.area_catalog == "brussels"
 
@@ -19,6 +20,7 @@ def test_every_variable_is_read():
         {
             "INCIDENTS_LISTEN_ADDRESS": "0.0.0.0:6000",
             "INCIDENTS_SQLITE_PATH": "/tmp/x.sqlite",
+            "INCIDENTS_SQLITE_PROJECTIONS_PATH": "/tmp/read-models.sqlite",
             "INCIDENTS_SQLITE_SYNCHRONOUS": "normal",
             "INCIDENTS_AREA_CATALOG": "toronto",
             "INCIDENTS_LOG_FORMAT": "console",
@@ -31,6 +33,7 @@ def test_every_variable_is_read():
     assert settings == Settings(
         listen_address="0.0.0.0:6000",
         sqlite_path=Path("/tmp/x.sqlite"),
+        sqlite_projections_path=Path("/tmp/read-models.sqlite"),
         sqlite_synchronous="NORMAL",
         area_catalog="toronto",
         log_format="console",
