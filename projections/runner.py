@@ -47,6 +47,7 @@ class StatisticsRunner:
         self._progress: asyncio.Condition | None = None
         self._task: asyncio.Task[None] | None = None
         self.position = 0
+        self.failure: str | None = None
 
     def start(self) -> None:
         """Start following the log in the running event loop."""
@@ -93,6 +94,16 @@ class StatisticsRunner:
         )
 
     async def _run(self) -> None:
+        try:
+            await self._follow()
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            # A projection that cannot apply an event stops, visibly, rather than skip it.
+            self.failure = f"{type(err).__name__}: {err}"
+            log.exception("projection_failed", projection="statistics", position=self.position)
+
+    async def _follow(self) -> None:
         loop = asyncio.get_running_loop()
         self.position = await loop.run_in_executor(self._executor, self.view.position)
         while True:

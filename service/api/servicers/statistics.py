@@ -11,7 +11,7 @@ from incident_registry_client.proto.incidents.v1 import statistics_service_pb2_g
 
 from projections.runner import StatisticsRunner
 from service.api.fields import FieldReader
-from service.domain.errors import NotCaughtUpError, OutOfRangeError
+from service.domain.errors import NotCaughtUpError, OutOfRangeError, RuleViolatedError
 from service.store.base import EventStoreBackend
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -48,6 +48,9 @@ class StatisticsServicer(pb_grpc.StatisticsServiceServicer):
         reader.raise_if_any()
         assert area_kind is not None
         assert period_kind is not None
+        if self._runner.failure is not None:
+            msg = f"the statistics projection stopped: {self._runner.failure}"
+            raise RuleViolatedError("projection_running", "projection/statistics", msg)
         if request.min_position > self._runner.position:
             await self._wait(request.min_position, context)
         position = self._runner.position
