@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BUF := tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint typecheck buf-lint check-generated generate unit integration bench bench-subscribe clean
+.PHONY: run test setup lint typecheck buf-lint check-generated generate unit integration bench bench-subscribe bench-projection clean
 
 ## setup: create the virtualenv and install the service, the client and the dev tools
 setup: $(STAMP)
@@ -58,6 +58,10 @@ bench: setup
 ## bench-subscribe: Subscribe catch-up over 100,000 events against raw in-process decoding
 bench-subscribe: setup
 	$(PY) benchmarks/subscribe.py
+
+## bench-projection: statistics rebuild rate against raw decoding, and live projection lag
+bench-projection: setup
+	$(PY) benchmarks/projection.py
 
 clean:
 	rm -rf $(VENV) tools/node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -62,22 +62,25 @@ class Totals:
 def period_keys(moment: datetime, zone: ZoneInfo) -> dict[str, str]:
     """Return the day, ISO week, month and year of `moment` in the catalog's time zone."""
     local = moment.astimezone(zone)
-    year, week, _ = local.isocalendar()
+    iso_year, week, _ = local.isocalendar()
+    month = f"{local.year:04d}-{local.month:02d}"
     return {
-        "day": local.strftime("%Y-%m-%d"),
-        "week": f"{year:04d}-W{week:02d}",
-        "month": local.strftime("%Y-%m"),
-        "year": local.strftime("%Y"),
+        "day": f"{month}-{local.day:02d}",
+        "week": f"{iso_year:04d}-W{week:02d}",
+        "month": month,
+        "year": f"{local.year:04d}",
     }
 
 
 def buckets(facts: IncidentFacts, zone: ZoneInfo) -> list[Bucket]:
     """Every bucket one incident counts in."""
-    areas = (("municipality", facts.municipality_code), ("police_zone", facts.police_zone_code))
     periods = period_keys(facts.occurred_at, zone)
     return [
         Bucket(area_kind, area_code, period_kind, periods[period_kind])
-        for area_kind, area_code in areas
+        for area_kind, area_code in (
+            ("municipality", facts.municipality_code),
+            ("police_zone", facts.police_zone_code),
+        )
         for period_kind in PERIOD_KINDS
     ]
 
