@@ -12,7 +12,12 @@ import structlog
 from eventsourcing.persistence import Mapper
 
 from projections.statistics import EVENT_TYPES, StatisticsBatch
-from projections.views import ProjectionConflictError, StatisticsRow, StatisticsView
+from projections.views import (
+    ProjectionConflictError,
+    StatisticsRow,
+    StatisticsView,
+    ViewUnavailableError,
+)
 from service.app.head_watcher import HeadWatcher
 from service.areas import AreaCatalog
 from service.domain.events import topics_for
@@ -64,15 +69,17 @@ class StatisticsRunner:
         self.view.close()
 
     async def wait_for(self, position: int, timeout: float) -> bool:
-        """Wait until the view reflects `position`; False if `timeout` seconds pass first."""
+        """Wait until the view reflects `position`; False on timeout or if the runner failed."""
         assert self._progress is not None, "the runner was not started"
         async with self._progress:
             try:
                 async with asyncio.timeout(timeout):
-                    await self._progress.wait_for(lambda: self.position >= position)
+                    await self._progress.wait_for(
+                        lambda: self.position >= position or self.failure is not None
+                    )
             except TimeoutError:
                 return False
-        return True
+        return self.failure is None
 
     async def query(
         self,
@@ -102,6 +109,9 @@ class StatisticsRunner:
             # A projection that cannot apply an event stops, visibly, rather than skip it.
             self.failure = f"{type(err).__name__}: {err}"
             log.exception("projection_failed", projection="statistics", position=self.position)
+            assert self._progress is not None
+            async with self._progress:
+                self._progress.notify_all()
 
     async def _follow(self) -> None:
         loop = asyncio.get_running_loop()
@@ -111,11 +121,13 @@ class StatisticsRunner:
                 position, head = await loop.run_in_executor(
                     self._executor, self.process_page, self.position
                 )
-            except (BackendUnavailableError, ProjectionConflictError) as err:
-                # The store is down, or another worker applied this batch: re-read and retry.
+            except (BackendUnavailableError, ViewUnavailableError, ProjectionConflictError) as err:
+                # A database is unreachable, or another worker applied this batch: re-read the
+                # tracked position (reconnecting) and retry.
                 log.warning("projection_batch_failed", error=str(err))
                 await asyncio.sleep(1.0)
-                self.position = await loop.run_in_executor(self._executor, self.view.position)
+                with contextlib.suppress(ViewUnavailableError):
+                    self.position = await loop.run_in_executor(self._executor, self.view.position)
                 continue
             await self._advance(position)
             if position >= head:

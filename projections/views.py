@@ -7,9 +7,11 @@ a second worker, or a replay after a crash, can never apply the same events twic
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +26,26 @@ from service.store.postgres import PostgresSettings
 
 class ProjectionConflictError(Exception):
     """Raised when the tracked position moved under a batch: it was applied elsewhere."""
+
+
+class ViewUnavailableError(Exception):
+    """Raised when the view's database could not be reached; it reconnects on the next call."""
+
+
+_CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    sqlite3.OperationalError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+_SQLITE_TRANSIENT = ("locked", "busy", "unable to open", "disk i/o")
+
+
+def _transient(err: Exception) -> bool:
+    """Is `err` a passing fault of the connection (retry), not a broken view (stop)?"""
+    if isinstance(err, sqlite3.OperationalError):
+        # SQLite reports a missing table as OperationalError too: that one is not passing.
+        return any(word in str(err).lower() for word in _SQLITE_TRANSIENT)
+    return True
 
 
 @dataclass(frozen=True)
@@ -66,30 +88,60 @@ class StatisticsView:
         self._connect = connect
         self._mark = placeholder
         self._lock = threading.Lock()
-        self._conn = connect()
+        self._conn: _Connection | None = connect()
         self._run_ddl()
 
     def _sql(self, statement: str) -> str:
         return statement.replace("?", self._mark)
 
-    def _run_ddl(self) -> None:
+    @contextmanager
+    def _session(self) -> Iterator[Any]:
+        """A cursor in a transaction: committed on success, rolled back on any error.
+
+        A lost connection is replaced, and reported as ViewUnavailableError (try again).
+        """
         with self._lock:
-            cursor = self._conn.cursor()
+            try:
+                if self._conn is None:
+                    self._conn = self._connect()
+                cursor = self._conn.cursor()
+                yield cursor
+                self._conn.commit()
+            except _CONNECTION_ERRORS as err:
+                if not _transient(err):
+                    self._rollback()
+                    raise
+                self._drop_connection()
+                raise ViewUnavailableError(str(err)) from err
+            except BaseException:
+                self._rollback()
+                raise
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(*_CONNECTION_ERRORS):
+            if self._conn is not None:
+                self._conn.rollback()
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+        self._conn = None
+
+    def _run_ddl(self) -> None:
+        with self._session() as cursor:
             for statement in _SCHEMA:
                 cursor.execute(statement)
             cursor.execute(
                 self._sql("INSERT INTO proj_tracking VALUES (?, 0) ON CONFLICT (name) DO NOTHING"),
                 (NAME,),
             )
-            self._conn.commit()
 
     def position(self) -> int:
         """The last log position the statistics reflect."""
-        with self._lock:
-            cursor = self._conn.cursor()
+        with self._session() as cursor:
             cursor.execute(self._sql("SELECT position FROM proj_tracking WHERE name = ?"), (NAME,))
             row = cursor.fetchone()
-            self._conn.commit()
         return int(row[0]) if row else 0
 
     def load_facts(self, incident_ids: Iterable[UUID]) -> dict[UUID, IncidentFacts]:
@@ -98,14 +150,12 @@ class StatisticsView:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        with self._lock:
-            cursor = self._conn.cursor()
+        with self._session() as cursor:
             cursor.execute(
                 self._sql(f"SELECT * FROM proj_incident_facts WHERE incident_id IN ({marks})"),  # noqa: S608
                 ids,
             )
             rows = cursor.fetchall()
-            self._conn.commit()
         return {
             UUID(row[0]): IncidentFacts(
                 municipality_code=row[1],
@@ -126,67 +176,59 @@ class StatisticsView:
         deltas: Iterable[tuple[Bucket, Totals]],
     ) -> None:
         """Write the batch's rows and move the position from `previous`, in one transaction."""
-        with self._lock:
-            cursor = self._conn.cursor()
-            try:
-                cursor.execute(
+        with self._session() as cursor:
+            cursor.execute(
+                self._sql("UPDATE proj_tracking SET position = ? WHERE name = ? AND position = ?"),
+                (position, NAME, previous),
+            )
+            if cursor.rowcount != 1:
+                msg = f"{NAME} is no longer at position {previous}: the batch was applied"
+                raise ProjectionConflictError(msg)
+            if facts:
+                cursor.executemany(
                     self._sql(
-                        "UPDATE proj_tracking SET position = ? WHERE name = ? AND position = ?"
+                        "INSERT INTO proj_incident_facts VALUES (?,?,?,?,?,?) "
+                        "ON CONFLICT (incident_id) DO UPDATE SET "
+                        "municipality_code = excluded.municipality_code, "
+                        "police_zone_code = excluded.police_zone_code, "
+                        "occurred_at = excluded.occurred_at, "
+                        "killed = excluded.killed, injured = excluded.injured"
                     ),
-                    (position, NAME, previous),
+                    [
+                        (
+                            str(incident_id),
+                            f.municipality_code,
+                            f.police_zone_code,
+                            f.occurred_at.isoformat(),
+                            f.killed,
+                            f.injured,
+                        )
+                        for incident_id, f in facts.items()
+                    ],
                 )
-                if cursor.rowcount != 1:
-                    msg = f"{NAME} is no longer at position {previous}: the batch was applied"
-                    raise ProjectionConflictError(msg)
-                if facts:
-                    cursor.executemany(
-                        self._sql(
-                            "INSERT INTO proj_incident_facts VALUES (?,?,?,?,?,?) "
-                            "ON CONFLICT (incident_id) DO UPDATE SET "
-                            "municipality_code = excluded.municipality_code, "
-                            "police_zone_code = excluded.police_zone_code, "
-                            "occurred_at = excluded.occurred_at, "
-                            "killed = excluded.killed, injured = excluded.injured"
-                        ),
-                        [
-                            (
-                                str(incident_id),
-                                f.municipality_code,
-                                f.police_zone_code,
-                                f.occurred_at.isoformat(),
-                                f.killed,
-                                f.injured,
-                            )
-                            for incident_id, f in facts.items()
-                        ],
-                    )
-                rows = [
-                    (
-                        b.area_kind,
-                        b.area_code,
-                        b.period_kind,
-                        b.period,
-                        t.incidents,
-                        t.killed,
-                        t.injured,
-                    )
-                    for b, t in deltas
-                ]
-                if rows:
-                    cursor.executemany(
-                        self._sql(
-                            "INSERT INTO proj_statistics VALUES (?,?,?,?,?,?,?) "
-                            "ON CONFLICT (area_kind, area_code, period_kind, period) DO UPDATE SET "
-                            "incidents = proj_statistics.incidents + excluded.incidents, "
-                            "killed = proj_statistics.killed + excluded.killed, "
-                            "injured = proj_statistics.injured + excluded.injured"
-                        ),
-                        rows,
-                    )
-                self._conn.commit()
-            except BaseException:
-                self._conn.rollback()
-                raise
+            rows = [
+                (
+                    b.area_kind,
+                    b.area_code,
+                    b.period_kind,
+                    b.period,
+                    t.incidents,
+                    t.killed,
+                    t.injured,
+                )
+                for b, t in deltas
+            ]
+            if rows:
+                cursor.executemany(
+                    self._sql(
+                        "INSERT INTO proj_statistics VALUES (?,?,?,?,?,?,?) "
+                        "ON CONFLICT (area_kind, area_code, period_kind, period) DO UPDATE SET "
+                        "incidents = proj_statistics.incidents + excluded.incidents, "
+                        "killed = proj_statistics.killed + excluded.killed, "
+                        "injured = proj_statistics.injured + excluded.injured"
+                    ),
+                    rows,
+                )
 
     def query(
         self,
@@ -209,11 +251,9 @@ class StatisticsView:
             statement += " AND period <= ?"
             params.append(to_period)
         statement += " AND incidents > 0 ORDER BY area_code, period"
-        with self._lock:
-            cursor = self._conn.cursor()
+        with self._session() as cursor:
             cursor.execute(self._sql(statement), params)
             rows = cursor.fetchall()
-            self._conn.commit()
         return [
             StatisticsRow(
                 area_kind=row[0],
@@ -229,19 +269,17 @@ class StatisticsView:
 
     def reset(self) -> None:
         """Forget everything, so the projection is rebuilt from the start of the log."""
-        with self._lock:
-            cursor = self._conn.cursor()
+        with self._session() as cursor:
             cursor.execute("DELETE FROM proj_statistics")
             cursor.execute("DELETE FROM proj_incident_facts")
             cursor.execute(
                 self._sql("UPDATE proj_tracking SET position = 0 WHERE name = ?"), (NAME,)
             )
-            self._conn.commit()
 
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
-            self._conn.close()
+            self._drop_connection()
 
 
 def sqlite_view(path: Path) -> StatisticsView:

@@ -85,6 +85,9 @@ class StatisticsServicer(pb_grpc.StatisticsServiceServicer):
         remaining = context.time_remaining()
         timeout = DEFAULT_WAIT_SECONDS if remaining is None else max(0.0, remaining - 0.05)
         if not await self._runner.wait_for(min_position, timeout):
+            if self._runner.failure is not None:
+                msg = f"the statistics projection stopped: {self._runner.failure}"
+                raise RuleViolatedError("projection_running", "projection/statistics", msg)
             msg = (
                 f"the statistics reflect position {self._runner.position}, "
                 f"not yet {min_position}; retry"
