@@ -80,7 +80,8 @@ class HeadWatcher:
         loop = self._loop
 
         def on_commit(head: int) -> None:
-            loop.call_soon_threadsafe(self._advance, head)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(self._advance, head)
 
         self._token = self._backend.notifier.add(on_commit)
         self._poller = loop.create_task(self._poll())

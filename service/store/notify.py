@@ -5,6 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import structlog
+
+log = structlog.get_logger(__name__)
+
 Listener = Callable[[int], None]
 
 
@@ -38,7 +42,10 @@ class CommitNotifier:
         with self._lock:
             listeners = list(self._listeners.values())
         for listener in listeners:
-            listener(head)
+            try:
+                listener(head)
+            except Exception:  # a follower's failure must never fail the commit it follows
+                log.exception("commit_listener_failed", head=head)
 
     def __len__(self) -> int:
         with self._lock:

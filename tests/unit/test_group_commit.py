@@ -302,3 +302,18 @@ def test_two_processes_sending_one_request_id_at_once_write_it_once(
     assert sorted(r.replayed for r in results) == [False, True]
     assert len({(r.aggregate_id, r.position) for r in results}) == 1
     assert a.head() == 1
+
+
+def test_a_failing_commit_listener_does_not_fail_the_commit(tmp_path):
+    # A follower whose event loop has gone must not turn an accepted write into an error.
+    store = SQLiteEventStore(tmp_path / "listener.sqlite")
+
+    def broken(head: int) -> None:
+        raise RuntimeError("event loop is closed")
+
+    store.notifier.add(broken)
+    seen: list[int] = []
+    store.notifier.add(seen.append)
+    store.notifier.notify(7)
+    assert seen == [7]
+    store.close()
