@@ -27,7 +27,11 @@ log = structlog.get_logger(__name__)
 
 
 class StatisticsRunner:
-    """Keeps the statistics view up to date with the log, one page (one transaction) at a time."""
+    """Keeps the statistics view up to date with the log, one page (one transaction) at a time.
+
+    With `apply=False` it only watches the view's tracked position, for a server whose
+    projections are applied by separate worker processes (`python -m projections`).
+    """
 
     def __init__(
         self,
@@ -39,6 +43,8 @@ class StatisticsRunner:
         *,
         page_size: int = 500,
         idle_wait_seconds: float = 5.0,
+        apply: bool = True,
+        poll_interval: float = 0.1,
     ) -> None:
         self._backend = backend
         self._mapper = mapper
@@ -47,6 +53,8 @@ class StatisticsRunner:
         self._watcher = watcher
         self._page_size = page_size
         self._idle_wait = idle_wait_seconds
+        self._apply = apply
+        self._poll_interval = poll_interval
         self._topics = topics_for(EVENT_TYPES, [])
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection")
         self._progress: asyncio.Condition | None = None
@@ -102,7 +110,7 @@ class StatisticsRunner:
 
     async def _run(self) -> None:
         try:
-            await self._follow()
+            await (self._follow() if self._apply else self._watch())
         except asyncio.CancelledError:
             raise
         except Exception as err:
@@ -112,6 +120,16 @@ class StatisticsRunner:
             assert self._progress is not None
             async with self._progress:
                 self._progress.notify_all()
+
+    async def _watch(self) -> None:
+        """Track the position that workers reach, so reads can wait for it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            with contextlib.suppress(ViewUnavailableError):
+                position = await loop.run_in_executor(self._executor, self.view.position)
+                if position != self.position:
+                    await self._advance(position)
+            await asyncio.sleep(self._poll_interval)
 
     async def _follow(self) -> None:
         loop = asyncio.get_running_loop()

@@ -40,6 +40,8 @@ async def serve(settings: Settings) -> None:
             view_for(backend, settings.sqlite_projections_path),
             catalog,
             registry.watcher,
+            apply=settings.projections_in_process,
+            poll_interval=settings.poll_interval_seconds,
         )
         running = await start_server(
             registry,

@@ -30,6 +30,7 @@ class Settings:
     max_batch: int = 256
     read_threads: int = 8
     poll_interval_seconds: float = 0.1
+    projections_in_process: bool = True
     subscriber_stall_seconds: float = 30.0
     postgres: PostgresSettings = field(default_factory=PostgresSettings)
 
@@ -90,7 +91,22 @@ class Settings:
                 env, "INCIDENTS_SUBSCRIBER_STALL_SECONDS", defaults.subscriber_stall_seconds
             ),
             postgres=postgres,
+            projections_in_process=_flag(
+                env, "INCIDENTS_PROJECTIONS_IN_PROCESS", defaults.projections_in_process
+            ),
         )
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    msg = f"{name} must be true or false, not {raw!r}"
+    raise ConfigError(msg)
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0) -> float:

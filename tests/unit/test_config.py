@@ -95,3 +95,13 @@ def test_postgres_is_selected_and_configured_from_the_environment():
 def test_an_unknown_store_is_refused():
     with pytest.raises(ConfigError, match="INCIDENTS_STORE"):
         Settings.from_env({"INCIDENTS_STORE": "mongodb"})
+
+
+def test_projections_can_be_left_to_worker_processes():
+    assert Settings.from_env({}).projections_in_process is True
+    assert (
+        Settings.from_env({"INCIDENTS_PROJECTIONS_IN_PROCESS": "false"}).projections_in_process
+        is False
+    )
+    with pytest.raises(ConfigError, match="INCIDENTS_PROJECTIONS_IN_PROCESS"):
+        Settings.from_env({"INCIDENTS_PROJECTIONS_IN_PROCESS": "sometimes"})

@@ -1,0 +1,74 @@
+"""Run the projections as a worker process: `python -m projections` (same settings as the server).
+
+In production the servers are started with INCIDENTS_PROJECTIONS_IN_PROCESS=false and one
+worker applies the projections for all of them; a second worker is safe (a batch applied by
+one is refused to the other) but does no extra work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import structlog
+
+from projections.runner import StatisticsRunner
+from projections.views import view_for
+from service.__main__ import open_backend
+from service.app.head_watcher import HeadWatcher
+from service.areas import CatalogError, load_catalog
+from service.config import ConfigError, Settings
+from service.logs import configure_logging
+from service.store.base import BackendUnavailableError
+from service.store.transcoding import registry_mapper
+
+log = structlog.get_logger("projections")
+
+
+async def work(settings: Settings) -> None:
+    """Apply the projections until SIGTERM or SIGINT, then stop after the batch in hand."""
+    catalog = load_catalog(settings.area_catalog)
+    backend = open_backend(settings)
+    reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reads")
+    watcher = HeadWatcher(backend, reads, poll_interval=settings.poll_interval_seconds)
+    runner = StatisticsRunner(
+        backend,
+        registry_mapper(),
+        view_for(backend, settings.sqlite_projections_path),
+        catalog,
+        watcher,
+    )
+    runner.start()
+    log.info("projection_worker_started", projections=["statistics"], store=settings.store)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    await runner.stop()
+    watcher.close()
+    reads.shutdown(wait=True)
+    backend.close()
+    log.info("projection_worker_stopped", position=runner.position)
+
+
+def main() -> int:
+    """Entry point of `python -m projections`."""
+    try:
+        settings = Settings.from_env()
+    except ConfigError as err:
+        print(f"configuration error: {err}", file=sys.stderr)  # noqa: T201
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(work(settings))
+    except (CatalogError, BackendUnavailableError, OSError) as err:
+        log.error("projection_worker_failed_to_start", error=str(err))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

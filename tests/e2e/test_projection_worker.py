@@ -1,0 +1,124 @@
+"""Projections applied by a separate worker process, as in production."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+from incident_registry_client.proto.incidents.v1 import (
+    incident_service_pb2_grpc,
+    statistics_service_pb2_grpc,
+)
+from incident_registry_client.proto.incidents.v1 import statistics_service_pb2 as spb
+
+from projections.runner import StatisticsRunner
+from projections.views import sqlite_view
+from service.app.head_watcher import HeadWatcher
+from service.areas import load_catalog
+from service.store.sqlite import SQLiteEventStore
+from service.store.transcoding import registry_mapper
+from tests.e2e.test_server_process import ROOT, free_port, wait_serving
+from tests.support import builders as b
+
+
+def _start(module: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", module],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def _rows(stub, min_position: int) -> list[tuple[str, str, int, int, int]]:
+    reply = stub.GetAreaStatistics(
+        spb.GetAreaStatisticsRequest(
+            area_kind=spb.AREA_KIND_MUNICIPALITY,
+            period_kind=spb.PERIOD_KIND_DAY,
+            min_position=min_position,
+        ),
+        timeout=20,
+    )
+    return sorted((r.area_code, r.period, r.incidents, r.killed, r.injured) for r in reply.rows)
+
+
+def _rebuilt(store_path: Path, view_path: Path) -> list[tuple[str, str, int, int, int]]:
+    """The same statistics rebuilt from the log on a fresh view."""
+    store = SQLiteEventStore(store_path)
+    reads = ThreadPoolExecutor(max_workers=1)
+    view = sqlite_view(view_path)
+    runner = StatisticsRunner(
+        store, registry_mapper(), view, load_catalog("brussels"), HeadWatcher(store, reads)
+    )
+    position, head = runner.process_page(0)
+    while position < head:
+        position, head = runner.process_page(position)
+    rows = sorted(
+        (r.area_code, r.period, r.incidents, r.killed, r.injured)
+        for r in view.query("municipality", [], "day", "", "")
+    )
+    view.close()
+    store.close()
+    reads.shutdown()
+    return rows
+
+
+def test_a_worker_killed_mid_load_resumes_without_double_counting(tmp_path):
+    port = free_port()
+    env = {
+        "INCIDENTS_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+        "INCIDENTS_SQLITE_PATH": str(tmp_path / "registry.sqlite"),
+        "INCIDENTS_SQLITE_PROJECTIONS_PATH": str(tmp_path / "projections.sqlite"),
+        "INCIDENTS_PROJECTIONS_IN_PROCESS": "false",
+        "INCIDENTS_LOG_LEVEL": "warning",
+    }
+    server = _start("service", env)
+    worker = _start("projections", env)
+    try:
+        target = f"127.0.0.1:{port}"
+        wait_serving(target)
+        with grpc.insecure_channel(target) as channel:
+            incidents = incident_service_pb2_grpc.IncidentServiceStub(channel)
+            statistics = statistics_service_pb2_grpc.StatisticsServiceStub(channel)
+            last = [0]
+            stop = threading.Event()
+
+            def write_until_stopped() -> None:
+                while not stop.is_set():
+                    reply = incidents.ReportShooting(b.shooting(killed=1, injured=2), timeout=10)
+                    last[0] = max(last[0], reply.result.position)
+
+            writers = [threading.Thread(target=write_until_stopped) for _ in range(4)]
+            for thread in writers:
+                thread.start()
+            # The worker is killed while it applies pages under load, then started again.
+            time.sleep(1.5)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=10)
+            time.sleep(0.5)
+            worker = _start("projections", env)
+            time.sleep(1.0)
+            stop.set()
+            for thread in writers:
+                thread.join()
+            served = _rows(statistics, last[0])
+        assert sum(row[2] for row in served) == last[0]
+        assert served == _rebuilt(tmp_path / "registry.sqlite", tmp_path / "rebuilt.sqlite")
+    finally:
+        for process in (worker, server):
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    assert worker.returncode == 0
+    assert server.returncode == 0
