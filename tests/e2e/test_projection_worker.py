@@ -8,10 +8,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
+import pytest
 from incident_registry_client.proto.incidents.v1 import (
     incident_service_pb2_grpc,
     statistics_service_pb2_grpc,
@@ -22,10 +24,15 @@ from projections.runner import StatisticsRunner
 from projections.views import sqlite_view
 from service.app.head_watcher import HeadWatcher
 from service.areas import load_catalog
+from service.store.base import EventStoreBackend
+from service.store.postgres import PostgresEventStore
 from service.store.sqlite import SQLiteEventStore
 from service.store.transcoding import registry_mapper
 from tests.e2e.test_server_process import ROOT, free_port, wait_serving
 from tests.support import builders as b
+from tests.support.postgres import fresh_schema
+
+StoreOpener = Callable[[], EventStoreBackend]
 
 
 def _start(module: str, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -51,9 +58,8 @@ def _rows(stub, min_position: int) -> list[tuple[str, str, int, int, int]]:
     return sorted((r.area_code, r.period, r.incidents, r.killed, r.injured) for r in reply.rows)
 
 
-def _rebuilt(store_path: Path, view_path: Path) -> list[tuple[str, str, int, int, int]]:
+def _rebuilt(store: EventStoreBackend, view_path: Path) -> list[tuple[str, str, int, int, int]]:
     """The same statistics rebuilt from the log on a fresh view."""
-    store = SQLiteEventStore(store_path)
     reads = ThreadPoolExecutor(max_workers=1)
     view = sqlite_view(view_path)
     runner = StatisticsRunner(
@@ -67,17 +73,46 @@ def _rebuilt(store_path: Path, view_path: Path) -> list[tuple[str, str, int, int
         for r in view.query("municipality", [], "day", "", "")
     )
     view.close()
-    store.close()
     reads.shutdown()
     return rows
 
 
-def test_a_worker_killed_mid_load_resumes_without_double_counting(tmp_path):
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_env(
+    request, tmp_path
+) -> Iterator[tuple[dict[str, str], Callable[[], EventStoreBackend]]]:
+    """Settings that put the server and the worker on one store, and a way to open it."""
+    if request.param == "sqlite":
+        path = tmp_path / "registry.sqlite"
+        yield (
+            {
+                "INCIDENTS_SQLITE_PATH": str(path),
+                "INCIDENTS_SQLITE_PROJECTIONS_PATH": str(tmp_path / "projections.sqlite"),
+            },
+            lambda: SQLiteEventStore(path),
+        )
+        return
+    with fresh_schema(request.getfixturevalue("postgres")) as pg:
+        yield (
+            {
+                "INCIDENTS_STORE": "postgres",
+                "INCIDENTS_POSTGRES_HOST": pg.host,
+                "INCIDENTS_POSTGRES_PORT": str(pg.port),
+                "INCIDENTS_POSTGRES_DB": pg.dbname,
+                "INCIDENTS_POSTGRES_USER": pg.user,
+                "INCIDENTS_POSTGRES_PASSWORD": pg.password,
+                "INCIDENTS_POSTGRES_SCHEMA": pg.schema,
+            },
+            lambda: PostgresEventStore(pg),
+        )
+
+
+def test_a_worker_killed_mid_load_resumes_without_double_counting(tmp_path, store_env):
     port = free_port()
+    store_settings, open_store = store_env
     env = {
+        **store_settings,
         "INCIDENTS_LISTEN_ADDRESS": f"127.0.0.1:{port}",
-        "INCIDENTS_SQLITE_PATH": str(tmp_path / "registry.sqlite"),
-        "INCIDENTS_SQLITE_PROJECTIONS_PATH": str(tmp_path / "projections.sqlite"),
         "INCIDENTS_PROJECTIONS_IN_PROCESS": "false",
         "INCIDENTS_LOG_LEVEL": "warning",
     }
@@ -112,7 +147,11 @@ def test_a_worker_killed_mid_load_resumes_without_double_counting(tmp_path):
                 thread.join()
             served = _rows(statistics, last[0])
         assert sum(row[2] for row in served) == last[0]
-        assert served == _rebuilt(tmp_path / "registry.sqlite", tmp_path / "rebuilt.sqlite")
+        store = open_store()
+        try:
+            assert served == _rebuilt(store, tmp_path / "rebuilt.sqlite")
+        finally:
+            store.close()
     finally:
         for process in (worker, server):
             process.send_signal(signal.SIGTERM)
