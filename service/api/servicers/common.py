@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -19,11 +20,21 @@ C = TypeVar("C", bound=Command)
 R = TypeVar("R")
 
 
+_call_headers: ContextVar[dict[str, str] | None] = ContextVar("call_headers", default=None)
+
+
 def headers(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
-    """Return the call's text metadata as a dict."""
-    return {
-        key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)
-    }
+    """Return the call's text metadata as a dict (read once per call, then remembered)."""
+    known = _call_headers.get()
+    if known is None:
+        known = {
+            key: value
+            for key, value in (context.invocation_metadata() or ())
+            if isinstance(value, str)
+        }
+        # Each call runs in its own task, hence its own context: this never leaks across calls.
+        _call_headers.set(known)
+    return known
 
 
 async def execute_write(
