@@ -23,6 +23,9 @@ import psycopg
 from projections.statistics import NAME, Bucket, IncidentFacts, Totals
 from service.store.postgres import PostgresSettings
 
+VIEW_LOCK = 7_260_417_396
+"""Advisory lock key held while creating the statistics tables on PostgreSQL."""
+
 
 class ProjectionConflictError(Exception):
     """Raised when the tracked position moved under a batch: it was applied elsewhere."""
@@ -84,9 +87,12 @@ _SCHEMA = (
 class StatisticsView:
     """The statistics tables behind one DB-API connection, used by one thread at a time."""
 
-    def __init__(self, connect: Callable[[], _Connection], placeholder: str) -> None:
+    def __init__(
+        self, connect: Callable[[], _Connection], placeholder: str, ddl_lock: str = ""
+    ) -> None:
         self._connect = connect
         self._mark = placeholder
+        self._ddl_lock = ddl_lock
         self._lock = threading.Lock()
         self._conn: _Connection | None = connect()
         self._run_ddl()
@@ -129,7 +135,13 @@ class StatisticsView:
         self._conn = None
 
     def _run_ddl(self) -> None:
+        self._create_tables()
+
+    def _create_tables(self) -> None:
         with self._session() as cursor:
+            if self._ddl_lock:
+                # Servers and workers may start together: create the tables one at a time.
+                cursor.execute(self._ddl_lock)
             for statement in _SCHEMA:
                 cursor.execute(statement)
             cursor.execute(
@@ -311,7 +323,7 @@ def postgres_view(settings: PostgresSettings) -> StatisticsView:
             options=f"-c search_path={settings.schema}",
         )
 
-    return StatisticsView(connect, "%s")
+    return StatisticsView(connect, "%s", ddl_lock=f"SELECT pg_advisory_xact_lock({VIEW_LOCK})")
 
 
 def view_for(backend: object, sqlite_path: Path) -> StatisticsView:

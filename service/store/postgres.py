@@ -42,6 +42,8 @@ from service.store.notify import CommitNotifier
 EVENTS_TABLE = "stored_events"
 REQUESTS_TABLE = "accepted_requests"
 TAGS_TABLE = "event_tags"
+SCHEMA_LOCK = 7_260_417_395
+"""Advisory lock key held while creating the registry's tables (any fixed 64-bit number)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,20 @@ class RegistryPostgresRecorder(PostgresApplicationRecorder):
                 ).format(schema, Identifier(TAGS_TABLE)),
             ]
         )
+
+    def create_table(self) -> None:
+        """Create the tables, one process at a time.
+
+        Servers and workers starting together would otherwise race: PostgreSQL's
+        CREATE ... IF NOT EXISTS and CREATE OR REPLACE FUNCTION are not safe against the same
+        statement running concurrently in another session.
+        """
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", [SCHEMA_LOCK])
+            try:
+                super().create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", [SCHEMA_LOCK])
 
     def lock_for_append(self, cursor: Cursor[DictRow]) -> None:
         """Take the table lock that keeps positions in commit order, and NOTIFY on commit."""

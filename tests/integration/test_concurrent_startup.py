@@ -1,0 +1,45 @@
+"""Servers and projection workers that start together create their tables without failing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from projections.views import postgres_view
+from service.store.postgres import PostgresEventStore
+from tests.support.postgres import fresh_schema
+
+T = TypeVar("T")
+
+
+def _all_at_once(count: int, open_one: Callable[[], T]) -> list[T]:
+    barrier = threading.Barrier(count)
+    opened: list[T] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            opened.append(open_one())
+        except BaseException as err:  # collected and reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=start) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    return opened
+
+
+def test_event_stores_and_views_created_concurrently_on_a_fresh_schema(postgres):
+    for _ in range(3):
+        with fresh_schema(postgres) as settings:
+            stores = _all_at_once(4, lambda s=settings: PostgresEventStore(s))
+            views = _all_at_once(4, lambda s=settings: postgres_view(s))
+            for store in stores:
+                store.close()
+            for view in views:
+                view.close()
