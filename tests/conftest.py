@@ -14,11 +14,18 @@ from incident_registry_client.proto.incidents.v1 import (
     incident_service_pb2_grpc,
 )
 
+from service.logs import configure_logging
 from service.store.base import EventStoreBackend
 from service.store.postgres import PostgresEventStore, PostgresSettings
 from service.store.sqlite import SQLiteEventStore
 from tests.support.harness import ServerHarness
 from tests.support.postgres import fresh_schema, postgres_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_logs() -> None:
+    """Servers in the tests log warnings only: access lines would drown pytest's output."""
+    configure_logging(level="warning", fmt="console")
 
 
 @pytest.fixture(scope="session")
