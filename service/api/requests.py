@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from incident_registry_client.proto.incidents.v1 import (
     asset_pb2,
@@ -31,15 +31,6 @@ from service.domain.values import AssetItem, Beneficiary, Source, Weapon
 ACTOR_HEADER = "x-actor"
 CORRELATION_HEADER = "x-correlation-id"
 CAUSATION_HEADER = "x-causation-id"
-
-
-class WriteRequest(Protocol):
-    """The fields every write request carries."""
-
-    request_id: str
-
-    def HasField(self, field_name: str) -> bool:  # noqa: N802 - protobuf's name
-        """Tell whether an optional field is set."""
 
 
 def write_context(request: Any, headers: Mapping[str, str], reader: FieldReader) -> WriteContext:

@@ -180,15 +180,10 @@ class SQLiteEventStore(EventStoreBackend):
         if not request_ids:
             return {}
         marks = ",".join("?" * len(request_ids))
-        try:
-            with self.datastore.transaction(commit=False) as cursor:
-                cursor.execute(
-                    f"SELECT * FROM {REQUESTS_TABLE} WHERE request_id IN ({marks})",  # noqa: S608
-                    list(request_ids),
-                )
-                rows = cursor.fetchall()
-        except (OperationalError, sqlite3.OperationalError) as err:
-            raise BackendUnavailableError(str(err)) from err
+        rows = self._select(
+            f"SELECT * FROM {REQUESTS_TABLE} WHERE request_id IN ({marks})",  # noqa: S608
+            list(request_ids),
+        )
         return {
             row["request_id"]: IdempotencyRecord(
                 request_id=row["request_id"],
@@ -283,7 +278,8 @@ class SQLiteEventStore(EventStoreBackend):
 
     def head(self) -> int:
         """Return the last position in the log."""
-        return self.recorder.max_notification_id() or 0
+        rows = self._select(f"SELECT MAX(rowid) FROM {EVENTS_TABLE}", [])  # noqa: S608
+        return int(rows[0][0] or 0)
 
     def close(self) -> None:
         """Close every pooled connection."""
