@@ -10,19 +10,17 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
-from projections.runner import StatisticsRunner
-from projections.views import view_for
+from projections.assembly import build_projections
+from projections.store import store_for
 from service.__main__ import open_backend
-from service.app.head_watcher import HeadWatcher
+from service.app.registry import Registry
 from service.areas import CatalogError, load_catalog
 from service.config import ConfigError, Settings
 from service.logs import configure_logging
 from service.store.base import BackendUnavailableError
-from service.store.transcoding import registry_mapper
 
 log = structlog.get_logger("projections")
 
@@ -31,27 +29,32 @@ async def work(settings: Settings) -> None:
     """Apply the projections until SIGTERM or SIGINT, then stop after the batch in hand."""
     catalog = load_catalog(settings.area_catalog)
     backend = open_backend(settings)
-    reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reads")
-    watcher = HeadWatcher(backend, reads, poll_interval=settings.poll_interval_seconds)
-    runner = StatisticsRunner(
-        backend,
-        registry_mapper(),
-        view_for(backend, settings.sqlite_projections_path),
-        catalog,
-        watcher,
+    # The registry's writer records derived events (e.g. WaveDetected) from this process too.
+    registry = Registry(
+        backend, catalog, read_threads=2, poll_interval=settings.poll_interval_seconds
     )
-    runner.start()
-    log.info("projection_worker_started", projections=["statistics"], store=settings.store)
+    try:
+        projections = build_projections(
+            registry, store_for(backend, settings.sqlite_projections_path)
+        )
+    except BaseException:
+        registry.close()
+        raise
+    projections.start()
+    log.info(
+        "projection_worker_started", projections=sorted(projections.runners), store=settings.store
+    )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
-    await runner.stop()
-    watcher.close()
-    reads.shutdown(wait=True)
-    backend.close()
-    log.info("projection_worker_stopped", position=runner.position)
+    await projections.stop()
+    registry.close()
+    log.info(
+        "projection_worker_stopped",
+        positions={name: runner.position for name, runner in projections.runners.items()},
+    )
 
 
 def main() -> int:

@@ -1,70 +1,86 @@
-"""Runs a projection: follows the log and applies it in batches, tracking its position."""
+"""Runs one projection: follows the log and applies it a page (one transaction) at a time."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
 from eventsourcing.persistence import Mapper
 
-from projections.statistics import EVENT_TYPES, StatisticsBatch
-from projections.views import (
+from projections.base import Projection, Recorded
+from projections.store import (
+    FAULTED,
+    RUNNING,
     ProjectionConflictError,
-    StatisticsRow,
-    StatisticsView,
+    ProjectionState,
+    ViewStore,
     ViewUnavailableError,
 )
 from service.app.head_watcher import HeadWatcher
-from service.areas import AreaCatalog
 from service.domain.events import topics_for
 from service.store.base import BackendUnavailableError, EventStoreBackend
 
 log = structlog.get_logger(__name__)
 
+RETRY_SECONDS = 1.0
+"""Pause after a database could not be reached, before trying again."""
 
-class StatisticsRunner:
-    """Keeps the statistics view up to date with the log, one page (one transaction) at a time.
 
-    With `apply=False` it only watches the view's tracked position, for a server whose
+class ProjectionRunner:
+    """Keeps one projection's rows up to date with the log and tracks what it reached.
+
+    With `apply=False` it only watches the projection's tracked state, for a server whose
     projections are applied by separate worker processes (`python -m projections`).
+    A failing event stops the projection in the FAULTED state (it is never skipped); an
+    operator resumes it, or a restart retries it.
     """
 
     def __init__(
         self,
         backend: EventStoreBackend,
         mapper: Mapper[Any],
-        view: StatisticsView,
-        catalog: AreaCatalog,
+        store: ViewStore,
+        projection: Projection,
         watcher: HeadWatcher,
         *,
         page_size: int = 500,
-        idle_wait_seconds: float = 5.0,
         apply: bool = True,
         poll_interval: float = 0.1,
+        control_interval: float = 1.0,
     ) -> None:
         self._backend = backend
         self._mapper = mapper
-        self.view = view
-        self._catalog = catalog
+        self.store = store
+        self.projection = projection
+        self.name = projection.name
         self._watcher = watcher
         self._page_size = page_size
-        self._idle_wait = idle_wait_seconds
-        self._apply = apply
+        self.applying = apply
         self._poll_interval = poll_interval
-        self._topics = topics_for(EVENT_TYPES, [])
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection")
+        self._control_interval = control_interval
+        self._topics = topics_for(projection.event_types, [])
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"proj-{self.name}")
         self._progress: asyncio.Condition | None = None
+        self._nudged: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self.position = 0
-        self.failure: str | None = None
+        self.start_position = 0
+        self.status = RUNNING
+        self.error = ""
+        store.install(projection.name, projection.version, projection.schema, projection.tables)
+
+    @property
+    def failure(self) -> str | None:
+        """Why the projection stopped, if it is FAULTED."""
+        return self.error if self.status == FAULTED else None
 
     def start(self) -> None:
         """Start following the log in the running event loop."""
         self._progress = asyncio.Condition()
+        self._nudged = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -74,87 +90,109 @@ class StatisticsRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._executor.shutdown(wait=True)
-        self.view.close()
+
+    def nudge(self) -> None:
+        """Re-read the control state now (after an operator changed it)."""
+        if self._nudged is not None:
+            self._nudged.set()
 
     async def wait_for(self, position: int, timeout: float) -> bool:
-        """Wait until the view reflects `position`; False on timeout or if the runner failed."""
+        """Wait until the model reflects `position`; False on timeout or if it is FAULTED."""
         assert self._progress is not None, "the runner was not started"
         async with self._progress:
             try:
                 async with asyncio.timeout(timeout):
                     await self._progress.wait_for(
-                        lambda: self.position >= position or self.failure is not None
+                        lambda: self.position >= position or self.status == FAULTED
                     )
             except TimeoutError:
                 return False
-        return self.failure is None
+        return self.status != FAULTED
 
-    async def query(
-        self,
-        area_kind: str,
-        area_codes: Sequence[str],
-        period_kind: str,
-        from_period: str,
-        to_period: str,
-    ) -> list[StatisticsRow]:
-        """Query the view on the projection's own thread (its connection is not shared)."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor,
-            self.view.query,
-            area_kind,
-            area_codes,
-            period_kind,
-            from_period,
-            to_period,
-        )
+    async def wait_for_change(self, position: int, timeout: float) -> int:
+        """Wait until the position moves beyond `position` (or `timeout`); return it."""
+        assert self._progress is not None, "the runner was not started"
+        async with self._progress:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._progress.wait_for(lambda: self.position != position)
+        return self.position
 
     async def _run(self) -> None:
-        try:
-            await (self._follow() if self._apply else self._watch())
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:
-            # A projection that cannot apply an event stops, visibly, rather than skip it.
-            self.failure = f"{type(err).__name__}: {err}"
-            log.exception("projection_failed", projection="statistics", position=self.position)
-            assert self._progress is not None
-            async with self._progress:
-                self._progress.notify_all()
-
-    async def _watch(self) -> None:
-        """Track the position that workers reach, so reads can wait for it."""
         loop = asyncio.get_running_loop()
-        while True:
+        if self.applying:
             with contextlib.suppress(ViewUnavailableError):
-                position = await loop.run_in_executor(self._executor, self.view.position)
-                if position != self.position:
-                    await self._advance(position)
-            await asyncio.sleep(self._poll_interval)
-
-    async def _follow(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.position = await loop.run_in_executor(self._executor, self.view.position)
+                state = await loop.run_in_executor(self._executor, self.store.state, self.name)
+                if state.status == FAULTED:
+                    # A restart is how a fixed projection is retried.
+                    log.info("projection_retrying", projection=self.name, error=state.error)
+                    await loop.run_in_executor(
+                        self._executor, self.store.set_status, self.name, RUNNING, ""
+                    )
         while True:
             try:
-                position, head = await loop.run_in_executor(
-                    self._executor, self.process_page, self.position
-                )
-            except (BackendUnavailableError, ViewUnavailableError, ProjectionConflictError) as err:
-                # A database is unreachable, or another worker applied this batch: re-read the
-                # tracked position (reconnecting) and retry.
-                log.warning("projection_batch_failed", error=str(err))
-                await asyncio.sleep(1.0)
-                with contextlib.suppress(ViewUnavailableError):
-                    self.position = await loop.run_in_executor(self._executor, self.view.position)
+                state = await loop.run_in_executor(self._executor, self.store.state, self.name)
+            except (ViewUnavailableError, LookupError) as err:
+                log.warning("projection_state_unavailable", projection=self.name, error=str(err))
+                await self._idle(RETRY_SECONDS)
                 continue
-            await self._advance(position)
-            if position >= head:
-                await self._watcher.wait_beyond(position, self._idle_wait)
+            await self._observe(state)
+            if not self.applying or state.status != RUNNING:
+                await self._idle(self._control_interval if self.applying else self._poll_interval)
+                continue
+            await self._step(loop, state.position)
 
-    async def _advance(self, position: int) -> None:
+    async def _step(self, loop: asyncio.AbstractEventLoop, after: int) -> None:
+        try:
+            position, head = await loop.run_in_executor(self._executor, self.process_page, after)
+        except (BackendUnavailableError, ViewUnavailableError) as err:
+            log.warning("projection_batch_failed", projection=self.name, error=str(err))
+            await self._idle(RETRY_SECONDS)
+            return
+        except ProjectionConflictError:
+            return  # applied by another worker, or reset by an operator: re-read the state
+        except Exception as err:
+            error = f"at position {after}: {type(err).__name__}: {err}"
+            log.exception("projection_faulted", projection=self.name, position=after)
+            with contextlib.suppress(ViewUnavailableError):
+                await loop.run_in_executor(
+                    self._executor, self.store.set_status, self.name, FAULTED, error
+                )
+            await self._set(after, FAULTED, error)
+            await self._idle(self._control_interval)
+            return
+        await self._set(position, RUNNING, "")
+        if position >= head:
+            await self._wait_for_log(position)
+
+    async def _wait_for_log(self, position: int) -> None:
+        assert self._nudged is not None
+        waiter = asyncio.ensure_future(self._watcher.wait_beyond(position, self._control_interval))
+        nudge = asyncio.ensure_future(self._nudged.wait())
+        try:
+            await asyncio.wait((waiter, nudge), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiter, nudge):
+                task.cancel()
+            self._nudged.clear()
+
+    async def _idle(self, seconds: float) -> None:
+        assert self._nudged is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._nudged.wait()
+        self._nudged.clear()
+
+    async def _observe(self, state: ProjectionState) -> None:
+        self.start_position = state.start_position
+        await self._set(state.position, state.status, state.error)
+
+    async def _set(self, position: int, status: str, error: str) -> None:
         assert self._progress is not None
         async with self._progress:
             self.position = position
+            self.status = status
+            self.error = error
             self._progress.notify_all()
 
     def process_page(self, after: int) -> tuple[int, int]:
@@ -164,18 +202,21 @@ class StatisticsRunner:
         # A short page holds every relevant event up to the head: the rest is not ours.
         full = len(notifications) == self._page_size
         reached = notifications[-1].id if full else page.head
-        if reached == after:
+        if reached <= after:
             return after, page.head
-        events = [self._mapper.to_domain_event(n) for n in notifications]
-        batch = StatisticsBatch(
-            self._catalog, self.view.load_facts({e.originator_id for e in events})
-        )
-        for event in events:
-            batch.apply(event.originator_id, type(event).__name__, event)
-        self.view.commit(
-            previous=after,
-            position=reached,
-            facts={incident: batch.facts[incident] for incident in batch.changed},
-            deltas=list(batch.nonzero_deltas()),
-        )
+        batch = []
+        for notification in notifications:
+            event = self._mapper.to_domain_event(notification)
+            batch.append(
+                Recorded(
+                    position=notification.id,
+                    event_type=type(event).__name__,
+                    originator_id=event.originator_id,
+                    originator_version=event.originator_version,
+                    event=event,
+                )
+            )
+        with self.store.transaction() as tx:
+            tx.advance(self.name, previous=after, position=reached)
+            self.projection.apply(tx, batch)
         return reached, page.head

@@ -8,8 +8,8 @@ import sys
 
 import structlog
 
-from projections.runner import StatisticsRunner
-from projections.views import view_for
+from projections.assembly import build_projections
+from projections.store import store_for
 from service.api.server import start_server
 from service.app.registry import Registry
 from service.areas import CatalogError, load_catalog
@@ -34,12 +34,9 @@ async def serve(settings: Settings) -> None:
         poll_interval=settings.poll_interval_seconds,
     )
     try:
-        statistics = StatisticsRunner(
-            backend,
-            registry.mapper,
-            view_for(backend, settings.sqlite_projections_path),
-            catalog,
-            registry.watcher,
+        projections = build_projections(
+            registry,
+            store_for(backend, settings.sqlite_projections_path),
             apply=settings.projections_in_process,
             poll_interval=settings.poll_interval_seconds,
         )
@@ -47,7 +44,7 @@ async def serve(settings: Settings) -> None:
             registry,
             settings.listen_address,
             stall_seconds=settings.subscriber_stall_seconds,
-            statistics=statistics,
+            projections=projections,
         )
     except BaseException:
         registry.close()

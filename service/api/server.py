@@ -14,17 +14,16 @@ from incident_registry_client.proto.incidents.v1 import (
     event_log_service_pb2,
     gang_service_pb2,
     incident_service_pb2,
-    statistics_service_pb2,
 )
 
-from projections.runner import StatisticsRunner
+from projections.runtime import Projections
 from service.api.handlers import add_service
+from service.api.read_services import add_read_model_services
 from service.api.servicers.asset_cases import AssetRecoveryServicer
 from service.api.servicers.event_log import EventLogServicer
 from service.api.servicers.gangs import GangServicer
 from service.api.servicers.incidents import IncidentServicer
 from service.api.servicers.police_commands import PoliceCommandServicer
-from service.api.servicers.statistics import StatisticsServicer
 from service.app.registry import Registry
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -34,7 +33,6 @@ GANG_SERVICE = gang_service_pb2.DESCRIPTOR.services_by_name["GangService"]
 COMMAND_SERVICE = command_service_pb2.DESCRIPTOR.services_by_name["PoliceCommandService"]
 ASSET_SERVICE = asset_service_pb2.DESCRIPTOR.services_by_name["AssetRecoveryService"]
 EVENT_LOG_SERVICE = event_log_service_pb2.DESCRIPTOR.services_by_name["EventLogService"]
-STATISTICS_SERVICE = statistics_service_pb2.DESCRIPTOR.services_by_name["StatisticsService"]
 SERVICE_NAMES: tuple[str, ...] = tuple(
     service.full_name
     for service in (
@@ -55,7 +53,7 @@ class RunningServer:
     port: int
     health: health.aio.HealthServicer
     registry: Registry
-    statistics: StatisticsRunner | None = None
+    projections: Projections | None = None
 
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING, let in-flight calls finish within `grace` seconds, then stop.
@@ -66,8 +64,8 @@ class RunningServer:
         await self.health.enter_graceful_shutdown()
         self.registry.event_log.stop_following()
         await self.server.stop(grace)
-        if self.statistics is not None:
-            await self.statistics.stop()
+        if self.projections is not None:
+            await self.projections.stop()
 
 
 async def start_server(
@@ -76,14 +74,14 @@ async def start_server(
     *,
     reuse_port: bool = False,
     stall_seconds: float = 30.0,
-    statistics: StatisticsRunner | None = None,
+    projections: Projections | None = None,
     options: Sequence[tuple[str, int]] = (),
 ) -> RunningServer:
     """Build, bind and start a server for `registry` on `address` ("host:port", port 0 = any).
 
     `reuse_port` lets several server processes share one port (SO_REUSEPORT); it is off by
     default so that a second server on a taken port fails loudly instead of sharing it.
-    `statistics`, when given, is started here and served by StatisticsService.
+    `projections`, when given, are started here and their read models served.
     """
     server = grpc.aio.server(
         options=[
@@ -107,9 +105,8 @@ async def start_server(
         EVENT_LOG_SERVICE,
     )
     services = SERVICE_NAMES
-    if statistics is not None:
-        add_service(server, StatisticsServicer(statistics, registry.backend), STATISTICS_SERVICE)
-        services = (*SERVICE_NAMES, STATISTICS_SERVICE.full_name)
+    if projections is not None:
+        services = (*SERVICE_NAMES, *add_read_model_services(server, registry, projections))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -121,8 +118,8 @@ async def start_server(
         raise OSError(msg)
     await server.start()
     # The store was opened before the server: from now on the registry can serve.
-    if statistics is not None:
-        statistics.start()
+    if projections is not None:
+        projections.start()
     for name in ("", *services):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(
@@ -130,5 +127,5 @@ async def start_server(
         port=port,
         health=health_servicer,
         registry=registry,
-        statistics=statistics,
+        projections=projections,
     )

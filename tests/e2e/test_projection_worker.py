@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -20,9 +19,7 @@ from incident_registry_client.proto.incidents.v1 import (
 )
 from incident_registry_client.proto.incidents.v1 import statistics_service_pb2 as spb
 
-from projections.runner import StatisticsRunner
-from projections.views import sqlite_view
-from service.app.head_watcher import HeadWatcher
+from projections.statistics_model import StatisticsProjection, query_statistics
 from service.areas import load_catalog
 from service.store.base import EventStoreBackend
 from service.store.postgres import PostgresEventStore
@@ -31,6 +28,7 @@ from service.store.transcoding import registry_mapper
 from tests.e2e.test_server_process import ROOT, free_port, wait_serving
 from tests.support import builders as b
 from tests.support.postgres import fresh_schema
+from tests.support.projections import rebuild
 
 StoreOpener = Callable[[], EventStoreBackend]
 
@@ -60,20 +58,15 @@ def _rows(stub, min_position: int) -> list[tuple[str, str, int, int, int]]:
 
 def _rebuilt(store: EventStoreBackend, view_path: Path) -> list[tuple[str, str, int, int, int]]:
     """The same statistics rebuilt from the log on a fresh view."""
-    reads = ThreadPoolExecutor(max_workers=1)
-    view = sqlite_view(view_path)
-    runner = StatisticsRunner(
-        store, registry_mapper(), view, load_catalog("brussels"), HeadWatcher(store, reads)
+    view = rebuild(
+        store, registry_mapper(), StatisticsProjection(load_catalog("brussels")), view_path
     )
-    position, head = runner.process_page(0)
-    while position < head:
-        position, head = runner.process_page(position)
-    rows = sorted(
-        (r.area_code, r.period, r.incidents, r.killed, r.injured)
-        for r in view.query("municipality", [], "day", "", "")
-    )
+    with view.transaction(write=False) as tx:
+        rows = sorted(
+            (r.area_code, r.period, r.incidents, r.killed, r.injured)
+            for r in query_statistics(tx, "municipality", [], "day")
+        )
     view.close()
-    reads.shutdown()
     return rows
 
 

@@ -6,7 +6,10 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from projections.views import postgres_view
+from projections.assembly import build_projections
+from projections.store import postgres_store
+from service.app.registry import Registry
+from service.areas import load_catalog
 from service.store.postgres import PostgresEventStore
 from tests.support.postgres import fresh_schema
 
@@ -38,8 +41,15 @@ def test_event_stores_and_views_created_concurrently_on_a_fresh_schema(postgres)
     for _ in range(3):
         with fresh_schema(postgres) as settings:
             stores = _all_at_once(4, lambda s=settings: PostgresEventStore(s))
-            views = _all_at_once(4, lambda s=settings: postgres_view(s))
-            for store in stores:
-                store.close()
+            registries = [Registry(store, load_catalog("brussels")) for store in stores]
+            # Every projection installs its tables and state row at the same moment.
+            views = _all_at_once(
+                4,
+                lambda s=settings, r=registries: build_projections(
+                    r[0], postgres_store(s)
+                ).store,
+            )
             for view in views:
                 view.close()
+            for registry in registries:
+                registry.close()

@@ -13,18 +13,19 @@ from tests.support import builders as b
 
 
 def test_a_failing_projection_is_reported_not_skipped(server, incidents, monkeypatch):
-    statistics = server.statistics
+    statistics = server.projections.runner("statistics")
 
-    def broken(after: int) -> tuple[int, int]:
+    def broken(tx: object, events: object) -> None:
         raise RuntimeError("cannot apply event")
 
     # The projection fails on the next page it applies.
-    monkeypatch.setattr(statistics, "process_page", broken)
+    monkeypatch.setattr(statistics.projection, "apply", broken)
     incidents.ReportShooting(b.shooting())
     deadline = time.monotonic() + 10
     while statistics.failure is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert statistics.failure == "RuntimeError: cannot apply event"
+    assert statistics.failure is not None
+    assert statistics.failure.endswith("RuntimeError: cannot apply event")
 
     with server.channel() as channel:
         stub = statistics_service_pb2_grpc.StatisticsServiceStub(channel)

@@ -28,14 +28,15 @@ from incident_registry_client.proto.incidents.v1.statistics_service_pb2_grpc imp
     StatisticsServiceStub,
 )
 
-from projections.runner import StatisticsRunner
 from projections.statistics import AREA_KINDS, PERIOD_KINDS
-from projections.views import sqlite_view
+from projections.statistics_model import StatisticsProjection
+from projections.store import sqlite_store
 from service.areas import load_catalog
 from service.store.postgres import PostgresEventStore
 from tests.support import builders as b
 from tests.support.builders import ACTOR_METADATA, field_violations
 from tests.support.harness import ServerHarness
+from tests.support.projections import run_to_head, runner_for, statistics_table
 from tests.support.stores import BOTH_STORES
 
 pytestmark = BOTH_STORES
@@ -304,7 +305,7 @@ def projection_blocked(server: ServerHarness) -> Iterator[None]:
             password=settings.password,
             options=f"-c search_path={settings.schema}",
         ) as conn:
-            conn.execute("LOCK TABLE proj_tracking IN EXCLUSIVE MODE")
+            conn.execute("LOCK TABLE projection_state IN EXCLUSIVE MODE")
             yield
             conn.rollback()
         return
@@ -395,27 +396,15 @@ def test_served_rows_equal_a_view_rebuilt_from_the_log(
     assert sum(count for (_, _, count, _, _) in before[("police_zone", "year")]) == len(ids)
 
     registry = server.registry
-    view = sqlite_view(tmp_path / "rebuilt.sqlite")
+    view = sqlite_store(tmp_path / "rebuilt.sqlite")
     try:
-        runner = StatisticsRunner(
-            registry.backend, registry.mapper, view, BRUSSELS, registry.watcher, page_size=4
+        runner = runner_for(
+            registry.backend, registry.mapper, view, StatisticsProjection(BRUSSELS), page_size=4
         )
-        position, pages = 0, 0
-        while True:
-            position, head = runner.process_page(position)
-            pages += 1
-            if position >= head:
-                break
+        position, pages = run_to_head(runner)
         assert position == last
         assert pages > 3
-        rebuilt = {
-            (area_kind, period_kind): [
-                (r.area_code, r.period, r.incidents, r.killed, r.injured)
-                for r in view.query(area_kind, [], period_kind, "", "")
-            ]
-            for area_kind in AREA_KINDS
-            for period_kind in PERIOD_KINDS
-        }
+        rebuilt = statistics_table(view)
     finally:
         view.close()
     assert rebuilt == before

@@ -62,7 +62,7 @@ def view_transaction(server: ServerHarness) -> Iterator[Any]:
     backend = server.registry.backend
     if isinstance(backend, PostgresEventStore):
         with _connect(backend.settings) as conn:
-            conn.execute("LOCK TABLE proj_tracking IN EXCLUSIVE MODE")
+            conn.execute("LOCK TABLE projection_state IN EXCLUSIVE MODE")
             yield conn
             conn.commit()
         return
@@ -78,10 +78,10 @@ def view_transaction(server: ServerHarness) -> Iterator[Any]:
 
 def wait_until_stopped(server: ServerHarness, seconds: float = 10.0) -> str:
     deadline = time.monotonic() + seconds
-    while server.statistics.failure is None:
+    while server.projections.runner("statistics").failure is None:
         assert time.monotonic() < deadline, "the projection did not stop"
         time.sleep(0.02)
-    return server.statistics.failure
+    return server.projections.runner("statistics").failure
 
 
 def read_once_caught_up(statistics, position: int, seconds: float) -> tuple[Any, Any]:
@@ -115,7 +115,7 @@ def test_a_stopped_projection_is_failed_precondition_not_stale_rows(server, inci
             "projection/statistics",
         )
     # The rows and position it had are not moved by the failed page.
-    assert server.statistics.position == first
+    assert server.projections.runner("statistics").position == first
 
 
 @BOTH_STORES
@@ -151,7 +151,8 @@ def test_the_projection_survives_losing_its_database_connection(
 ):
     first = write(incidents)
     assert len(statistics.GetAreaStatistics(request(first), timeout=10).rows) == 1
-    pid = server.statistics.view._conn.info.backend_pid  # noqa: SLF001 - the view's session
+    # Every session of the view store (the runners' and the readers').
+    pids = [conn.info.backend_pid for conn in server.projections.store._all]  # noqa: SLF001
     with psycopg.connect(
         host=postgres.host,
         port=postgres.port,
@@ -160,7 +161,8 @@ def test_the_projection_survives_losing_its_database_connection(
         password=postgres.password,
         autocommit=True,
     ) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        for pid in pids:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
     second = write(incidents)
     # Expected: the projection reconnects (as it retries when the store is down) and catches up.

@@ -18,14 +18,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from projections.runner import StatisticsRunner
-from projections.views import StatisticsView, sqlite_view
+from projections.statistics_model import StatisticsProjection, query_statistics
+from projections.store import ViewStore
 from service.app.commands import ReportShooting
 from service.app.registry import Registry
 from service.app.results import WriteContext
 from service.areas import load_catalog
 from service.domain.values import GeoPoint, TimePrecision
 from service.store.sqlite import SQLiteEventStore
+from tests.support.projections import rebuild
 
 CSV_PATH = Path(__file__).resolve().parents[3] / "shared" / "data" / "toronto_shootings.csv"
 EXPECTED_ROWS = 6295
@@ -140,36 +141,37 @@ async def import_rows(registry: Registry, rows: list[dict[str, str]]) -> int:
 @pytest.fixture(scope="module")
 def imported(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[StatisticsView, list[dict[str, str]]]]:
+) -> Iterator[tuple[ViewStore, list[dict[str, str]]]]:
     """The whole file reported on a fresh log, and the projection run to its head."""
     rows = read_rows()
     directory = tmp_path_factory.mktemp("toronto")
     registry = Registry(SQLiteEventStore(str(directory / "log.sqlite")), TORONTO, clock=lambda: NOW)
-    view = sqlite_view(directory / "statistics.sqlite")
+    view: ViewStore | None = None
     try:
         reported = asyncio.run(import_rows(registry, rows))
         head = registry.backend.head()
         assert head == reported
-        runner = StatisticsRunner(
-            registry.backend, registry.mapper, view, TORONTO, registry.watcher
+        view = rebuild(
+            registry.backend,
+            registry.mapper,
+            StatisticsProjection(TORONTO),
+            directory / "statistics.sqlite",
         )
-        position = 0
-        for _ in range(head + 1):
-            position, head = runner.process_page(position)
-            if position >= head:
-                break
-        assert view.position() == head
+        assert view.state("statistics").position == head
         yield view, rows
     finally:
-        view.close()
+        if view is not None:
+            view.close()
         registry.close()
 
 
-def served(view: StatisticsView, area_kind: str, period_kind: str) -> tuple[Counts, Counts, Counts]:
+def served(view: ViewStore, area_kind: str, period_kind: str) -> tuple[Counts, Counts, Counts]:
     incidents: Counts = Counter()
     killed: Counts = Counter()
     injured: Counts = Counter()
-    for row in view.query(area_kind, [], period_kind, "", ""):
+    with view.transaction(write=False) as tx:
+        found = query_statistics(tx, area_kind, [], period_kind)
+    for row in found:
         key = (row.area_code, row.period)
         assert key not in incidents, f"duplicate row {key}"
         incidents[key], killed[key], injured[key] = row.incidents, row.killed, row.injured

@@ -11,8 +11,9 @@ from typing import Any
 
 import grpc
 
-from projections.runner import StatisticsRunner
-from projections.views import view_for
+from projections.assembly import build_projections
+from projections.runtime import Projections
+from projections.store import store_for
 from service.api.server import RunningServer, start_server
 from service.app.registry import Registry, utc_now
 from service.areas import load_catalog
@@ -59,15 +60,12 @@ class ServerHarness:
         backend = self.backend_factory()
         catalog = load_catalog(self.catalog)
         self.registry = Registry(backend, catalog, clock=self.clock)
-        self.statistics = StatisticsRunner(
-            backend,
-            self.registry.mapper,
-            view_for(backend, self.db_path.with_name(self.db_path.stem + "-projections.sqlite")),
-            catalog,
-            self.registry.watcher,
+        self.projections: Projections = build_projections(
+            self.registry,
+            store_for(backend, self.db_path.with_name(self.db_path.stem + "-projections.sqlite")),
         )
         self._running = self._call(
-            start_server(self.registry, "127.0.0.1:0", statistics=self.statistics)
+            start_server(self.registry, "127.0.0.1:0", projections=self.projections)
         )
         return self
 

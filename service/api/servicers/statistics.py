@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import grpc
 from incident_registry_client.proto.incidents.v1 import statistics_service_pb2 as pb
 from incident_registry_client.proto.incidents.v1 import statistics_service_pb2_grpc as pb_grpc
 
-from projections.runner import StatisticsRunner
+from projections.runtime import Projections
+from projections.statistics import NAME
+from projections.statistics_model import query_statistics
+from service.api.catch_up import wait_until_caught_up
 from service.api.fields import FieldReader
-from service.domain.errors import NotCaughtUpError, OutOfRangeError, RuleViolatedError
 from service.store.base import EventStoreBackend
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -25,14 +26,13 @@ PERIOD_KINDS = {
 }
 AREA_NUMBERS = {name: number for number, name in AREA_KINDS.items()}
 PERIOD_NUMBERS = {name: number for number, name in PERIOD_KINDS.items()}
-DEFAULT_WAIT_SECONDS = 5.0
 
 
 class StatisticsServicer(pb_grpc.StatisticsServiceServicer):
     """Serves StatisticsService from the statistics projection."""
 
-    def __init__(self, runner: StatisticsRunner, backend: EventStoreBackend) -> None:
-        self._runner = runner
+    def __init__(self, projections: Projections, backend: EventStoreBackend) -> None:
+        self._projections = projections
         self._backend = backend
 
     async def GetAreaStatistics(  # noqa: N802 - gRPC method name
@@ -48,18 +48,21 @@ class StatisticsServicer(pb_grpc.StatisticsServiceServicer):
         reader.raise_if_any()
         assert area_kind is not None
         assert period_kind is not None
-        if self._runner.failure is not None:
-            msg = f"the statistics projection stopped: {self._runner.failure}"
-            raise RuleViolatedError("projection_running", "projection/statistics", msg)
-        if request.min_position > self._runner.position:
-            await self._wait(request.min_position, context)
-        position = self._runner.position
-        rows = await self._runner.query(
-            area_kind,
-            list(request.area_codes),
-            period_kind,
-            request.from_period,
-            request.to_period,
+        await wait_until_caught_up(
+            self._projections, [NAME], request.min_position, self._backend, context
+        )
+        position, rows = await self._projections.read(
+            lambda tx: (
+                tx.position(NAME),
+                query_statistics(
+                    tx,
+                    area_kind,
+                    list(request.area_codes),
+                    period_kind,
+                    from_period=request.from_period,
+                    to_period=request.to_period,
+                ),
+            )
         )
         return pb.GetAreaStatisticsResponse(
             rows=[
@@ -76,20 +79,3 @@ class StatisticsServicer(pb_grpc.StatisticsServiceServicer):
             ],
             position=position,
         )
-
-    async def _wait(self, min_position: int, context: Context) -> None:
-        head = await asyncio.get_running_loop().run_in_executor(None, self._backend.head)
-        if min_position > head:
-            msg = f"is beyond the head of the log ({head})"
-            raise OutOfRangeError("min_position", msg)
-        remaining = context.time_remaining()
-        timeout = DEFAULT_WAIT_SECONDS if remaining is None else max(0.0, remaining - 0.05)
-        if not await self._runner.wait_for(min_position, timeout):
-            if self._runner.failure is not None:
-                msg = f"the statistics projection stopped: {self._runner.failure}"
-                raise RuleViolatedError("projection_running", "projection/statistics", msg)
-            msg = (
-                f"the statistics reflect position {self._runner.position}, "
-                f"not yet {min_position}; retry"
-            )
-            raise NotCaughtUpError(msg)

@@ -24,9 +24,6 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-
-from projections.runner import StatisticsRunner
-from projections.statistics import AREA_KINDS, PERIOD_KINDS, Bucket, IncidentFacts, Totals
 from projections.views import (
     ProjectionConflictError,
     StatisticsRow,
@@ -34,6 +31,9 @@ from projections.views import (
     postgres_view,
     sqlite_view,
 )
+
+from projections.runner import StatisticsRunner
+from projections.statistics import AREA_KINDS, PERIOD_KINDS, Bucket, IncidentFacts, Totals
 from service.app.commands import AmendIncident, RegisterGang, ReportShooting, ReviseCasualties
 from service.app.registry import Registry
 from service.app.results import WriteContext

@@ -1,0 +1,42 @@
+"""The registry's projections, wired to its store: one list, used by servers and workers."""
+
+from __future__ import annotations
+
+from projections.base import Projection
+from projections.runner import ProjectionRunner
+from projections.runtime import Projections
+from projections.statistics_model import StatisticsProjection
+from projections.store import ViewStore
+from service.app.registry import Registry
+
+
+def projection_list(registry: Registry) -> list[Projection]:
+    """Every projection of the registry."""
+    return [
+        StatisticsProjection(registry.catalog),
+    ]
+
+
+def build_projections(
+    registry: Registry,
+    store: ViewStore,
+    *,
+    apply: bool = True,
+    poll_interval: float = 0.1,
+    page_size: int = 500,
+) -> Projections:
+    """Runners for every projection on `store`, applying them here or only watching them."""
+    runners = [
+        ProjectionRunner(
+            registry.backend,
+            registry.mapper,
+            store,
+            projection,
+            registry.watcher,
+            apply=apply,
+            poll_interval=poll_interval,
+            page_size=page_size,
+        )
+        for projection in projection_list(registry)
+    ]
+    return Projections(registry.backend, registry.mapper, store, runners)

@@ -1,0 +1,339 @@
+"""Where read models live: an SQLite file or the event store's PostgreSQL schema.
+
+A `ViewStore` hands out transactions over DB-API connections (one per thread) and keeps the
+`projection_state` table: each projection's tracked position, written in the same transaction as
+its rows (the library's TrackingRecorder pattern), plus its operational state (paused, faulted).
+SQL is written once with `?` placeholders; the store translates them for PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+
+from service.store.postgres import PostgresSettings
+
+VIEW_LOCK = 7_260_417_396
+"""Advisory lock key held while creating or migrating read-model tables on PostgreSQL."""
+
+RUNNING = "running"
+PAUSED = "paused"
+FAULTED = "faulted"
+
+
+class ProjectionConflictError(Exception):
+    """Raised when the tracked position moved under a batch: it was applied, or reset, elsewhere."""
+
+
+class ViewUnavailableError(Exception):
+    """Raised when the view's database could not be reached; it reconnects on the next call."""
+
+
+_CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    sqlite3.OperationalError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+_SQLITE_TRANSIENT = ("locked", "busy", "unable to open", "disk i/o")
+
+
+def _transient(err: Exception) -> bool:
+    """Is `err` a passing fault of the connection (retry), not a broken view (stop)?"""
+    if isinstance(err, sqlite3.OperationalError):
+        # SQLite reports a missing table as OperationalError too: that one is not passing.
+        return any(word in str(err).lower() for word in _SQLITE_TRANSIENT)
+    return True
+
+
+@dataclass(frozen=True)
+class ProjectionState:
+    """A projection's row in `projection_state`."""
+
+    name: str
+    version: int
+    position: int
+    start_position: int
+    status: str
+    error: str
+    updated_at: str
+
+    @property
+    def paused(self) -> bool:
+        """Has an operator paused it?"""
+        return self.status == PAUSED
+
+
+class _Connection(Protocol):
+    def cursor(self) -> Any: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class ViewTransaction:
+    """One transaction on a view store; SQL uses `?` placeholders on both dialects."""
+
+    def __init__(self, cursor: Any, dialect: str) -> None:
+        self._cursor = cursor
+        self.dialect = dialect
+
+    def _sql(self, statement: str) -> str:
+        return statement if self.dialect == "sqlite" else statement.replace("?", "%s")
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+        self._cursor.execute(self._sql(statement), tuple(params))
+        return int(self._cursor.rowcount)
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each row of parameters."""
+        if rows:
+            self._cursor.executemany(self._sql(statement), [tuple(r) for r in rows])
+
+    def fetchall(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a query and return every row."""
+        self._cursor.execute(self._sql(statement), tuple(params))
+        return [tuple(row) for row in self._cursor.fetchall()]
+
+    def fetchone(self, statement: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """Run a query and return its first row, if any."""
+        rows = self.fetchall(statement, params)
+        return rows[0] if rows else None
+
+    def state(self, name: str) -> ProjectionState | None:
+        """A projection's state row."""
+        row = self.fetchone(
+            "SELECT name, version, position, start_position, status, error, updated_at "
+            "FROM projection_state WHERE name = ?",
+            (name,),
+        )
+        if row is None:
+            return None
+        return ProjectionState(
+            name=row[0],
+            version=int(row[1]),
+            position=int(row[2]),
+            start_position=int(row[3]),
+            status=row[4],
+            error=row[5],
+            updated_at=row[6],
+        )
+
+    def position(self, name: str) -> int:
+        """A projection's tracked position, as of this transaction's snapshot."""
+        row = self.fetchone("SELECT position FROM projection_state WHERE name = ?", (name,))
+        return int(row[0]) if row else 0
+
+    def advance(self, name: str, *, previous: int, position: int) -> None:
+        """Move a projection from `previous` to `position`, or raise if it is elsewhere."""
+        changed = self.execute(
+            "UPDATE projection_state SET position = ? WHERE name = ? AND position = ?",
+            (position, name, previous),
+        )
+        if changed != 1:
+            msg = f"{name} is no longer at position {previous}: the batch was applied or reset"
+            raise ProjectionConflictError(msg)
+
+    def set_status(self, name: str, status: str, error: str = "") -> None:
+        """Record a projection's status (running, paused, faulted) and error."""
+        self.execute(
+            "UPDATE projection_state SET status = ?, error = ?, updated_at = ? WHERE name = ?",
+            (status, error, _now(), name),
+        )
+
+
+_STATE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS projection_state ("
+    "name TEXT PRIMARY KEY, version INTEGER NOT NULL, position BIGINT NOT NULL, "
+    "start_position BIGINT NOT NULL, status TEXT NOT NULL, error TEXT NOT NULL, "
+    "updated_at TEXT NOT NULL)"
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class ViewStore:
+    """Transactions on the read models' database, one connection per thread."""
+
+    def __init__(
+        self,
+        connect: Callable[[], _Connection],
+        dialect: str,
+        *,
+        ddl_lock: str = "",
+        begin_write: str = "BEGIN",
+    ) -> None:
+        self._connect = connect
+        self.dialect = dialect
+        self._ddl_lock = ddl_lock
+        self._begin_write = begin_write
+        self._local = threading.local()
+        self._all: list[_Connection] = []
+        self._all_lock = threading.Lock()
+        self._closed = False
+
+    def _connection(self) -> _Connection:
+        conn: _Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[ViewTransaction]:
+        """A transaction: committed on success, rolled back on any error.
+
+        A lost connection is replaced, and reported as ViewUnavailableError (try again).
+        """
+        conn: _Connection | None = None
+        try:
+            conn = self._connection()
+            cursor = conn.cursor()
+            if self.dialect == "sqlite":
+                cursor.execute(self._begin_write if write else "BEGIN")
+            elif not write:
+                # Rows and the position they reflect come from one snapshot.
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            yield ViewTransaction(cursor, self.dialect)
+            conn.commit()
+        except _CONNECTION_ERRORS as err:
+            if not _transient(err):
+                self._rollback(conn)
+                raise
+            self._drop(conn)
+            raise ViewUnavailableError(str(err)) from err
+        except BaseException:
+            self._rollback(conn)
+            raise
+
+    def _rollback(self, conn: _Connection | None) -> None:
+        if conn is not None:
+            with contextlib.suppress(*_CONNECTION_ERRORS):
+                conn.rollback()
+
+    def _drop(self, conn: _Connection | None) -> None:
+        self._local.conn = None
+        if conn is not None:
+            with self._all_lock:
+                if conn in self._all:
+                    self._all.remove(conn)
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def install(
+        self, name: str, version: int, schema: Sequence[str], tables: Sequence[str]
+    ) -> None:
+        """Create a projection's tables; drop and recreate them when its version changed.
+
+        A projection whose code changed the meaning of its rows bumps its version, and its model
+        is rebuilt from the start of the log.
+        """
+        with self.transaction() as tx:
+            if self._ddl_lock:
+                # Servers and workers may start together: create tables one at a time.
+                tx.execute(self._ddl_lock)
+            tx.execute(_STATE_TABLE)
+            state = tx.state(name)
+            if state is not None and state.version != version:
+                for table in tables:
+                    tx.execute(f"DROP TABLE IF EXISTS {table}")
+                tx.execute("DELETE FROM projection_state WHERE name = ?", (name,))
+                state = None
+            for statement in schema:
+                tx.execute(statement)
+            if state is None:
+                tx.execute(
+                    "INSERT INTO projection_state VALUES (?, ?, 0, 0, ?, '', ?) "
+                    "ON CONFLICT (name) DO NOTHING",
+                    (name, version, RUNNING, _now()),
+                )
+
+    def state(self, name: str) -> ProjectionState:
+        """A projection's current state."""
+        with self.transaction(write=False) as tx:
+            state = tx.state(name)
+        if state is None:
+            msg = f"projection {name} is not installed"
+            raise LookupError(msg)
+        return state
+
+    def reset(self, name: str, tables: Sequence[str], position: int) -> None:
+        """Empty a projection's tables and make it start again after `position`."""
+        with self.transaction() as tx:
+            for table in tables:
+                tx.execute(f"DELETE FROM {table}")  # noqa: S608 - table names are the code's own
+            tx.execute(
+                "UPDATE projection_state SET position = ?, start_position = ?, status = ?, "
+                "error = '', updated_at = ? WHERE name = ?",
+                (position, position, RUNNING, _now(), name),
+            )
+
+    def set_status(self, name: str, status: str, error: str = "") -> None:
+        """Record a projection's status and error in a transaction of its own."""
+        with self.transaction() as tx:
+            tx.set_status(name, status, error)
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._all_lock:
+            connections, self._all = self._all, []
+        for conn in connections:
+            with contextlib.suppress(Exception):
+                conn.close()
+        self._local = threading.local()
+
+
+def sqlite_store(path: Path) -> ViewStore:
+    """Read models in their own SQLite file (they never contend with the log's writer)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def connect() -> _Connection:
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # Rows and position commit together, and a model can be rebuilt from the log: a
+        # commit lost to a power cut only moves the position back, so no fsync per batch.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    # Writers take the lock up front: several projections share the file, and a read
+    # transaction upgraded to a write after another commit would fail with SQLITE_BUSY.
+    return ViewStore(connect, "sqlite", begin_write="BEGIN IMMEDIATE")
+
+
+def postgres_store(settings: PostgresSettings) -> ViewStore:
+    """Read models in the event store's PostgreSQL schema."""
+
+    def connect() -> _Connection:
+        return psycopg.connect(
+            host=settings.host,
+            port=settings.port,
+            dbname=settings.dbname,
+            user=settings.user,
+            password=settings.password,
+            connect_timeout=int(settings.connect_timeout),
+            options=f"-c search_path={settings.schema}",
+        )
+
+    return ViewStore(connect, "postgres", ddl_lock=f"SELECT pg_advisory_xact_lock({VIEW_LOCK})")
+
+
+def store_for(backend: object, sqlite_path: Path) -> ViewStore:
+    """The view store that goes with an event store: its own SQLite file, or its schema."""
+    from service.store.postgres import PostgresEventStore  # noqa: PLC0415 - avoid a cycle
+
+    if isinstance(backend, PostgresEventStore):
+        return postgres_store(backend.settings)
+    return sqlite_store(sqlite_path)
