@@ -8,13 +8,13 @@ Run as `.venv/bin/python benchmarks/projection.py [--events 100000] [--seconds 1
 2. Raw baseline, in this process, the same method as subscribe.py's: page through the whole log
    with `store.read_page(after=..., limit=--batch)` and decode every stored event with
    `mapper.to_domain_event` (also reported: the same paging without decoding).
-3. Rebuild: a `StatisticsRunner` on that log and a fresh `sqlite_view`; call
+3. Rebuild: a `ProjectionRunner` with the statistics projection on a fresh view store; call
    `process_page(position)` (one page of up to 500 relevant events, one view transaction)
    until the position reaches the head. The rate is head / seconds (every log event covered,
    relevant or not), compared with the raw decode; target "aim ≥ 0.7 times the raw decode".
    Then check that the incidents of all municipality-by-year rows add up to the
    ShootingReported events built.
-4. Live lag (benchmarks/projection_lag.py): in-process Registry + StatisticsRunner on a fresh
+4. Live lag (benchmarks/projection_lag.py): in-process Registry + every projection on a fresh
    SQLite store, `--concurrency` coroutines calling `registry.incidents.report_shooting` at full
    speed for `--warmup` + `--seconds`; for every acknowledged write, the time from the ack until
    `runner.position >= position`. Prints appends/s and lag p50/p99/max; target "aim p99 ≤
@@ -51,9 +51,10 @@ from logbuild import BuildStats, build_log
 from projection_lag import LagResult, live_lag
 from servers import ROOT
 
-from projections.runner import StatisticsRunner
+from projections.runner import ProjectionRunner
 from projections.statistics import EVENT_TYPES
-from projections.views import sqlite_view
+from projections.statistics_model import StatisticsProjection, query_statistics
+from projections.store import sqlite_store
 from service.app.head_watcher import HeadWatcher
 from service.areas import load_catalog
 from service.store.sqlite import SQLiteEventStore
@@ -125,7 +126,10 @@ def rebuild_pass(path: Path, view_path: Path, profiler: cProfile.Profile | None)
     reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reads")
     watcher = HeadWatcher(backend, reads)  # required by the runner; process_page never waits
     catalog = load_catalog("brussels")
-    runner = StatisticsRunner(backend, registry_mapper(), sqlite_view(view_path), catalog, watcher)
+    store = sqlite_store(view_path)
+    runner = ProjectionRunner(
+        backend, registry_mapper(), store, StatisticsProjection(catalog), watcher
+    )
     try:
         if profiler is not None:
             profiler.enable()
@@ -139,14 +143,16 @@ def rebuild_pass(path: Path, view_path: Path, profiler: cProfile.Profile | None)
         seconds = time.perf_counter() - started
         if profiler is not None:
             profiler.disable()
-        rows = runner.view.query("municipality", [], "year", "", "")
-        all_rows = sum(
-            len(runner.view.query(area, [], period, "", ""))
-            for area in ("municipality", "police_zone")
-            for period in ("day", "week", "month", "year")
-        )
+        with store.transaction(write=False) as tx:
+            rows = query_statistics(tx, "municipality", [], "year")
+            all_rows = sum(
+                len(query_statistics(tx, area, [], period))
+                for area in ("municipality", "police_zone")
+                for period in ("day", "week", "month", "year")
+            )
     finally:
         asyncio.run(runner.stop())
+        store.close()
         watcher.close()
         reads.shutdown(wait=True)
         backend.close()

@@ -1,13 +1,12 @@
 """Live lag of the statistics projection under full-speed ReportShooting load, in-process.
 
 On a fresh SQLite store (synchronous=FULL, the server's default) this process wires a
-`Registry` and a `StatisticsRunner` exactly as `python -m service` does (same constructor
-defaults, the projection in its own SQLite file through `sqlite_view`), starts the runner in
-the event loop, and drives `registry.incidents.report_shooting` from `concurrency` looping
+`Registry` and every projection exactly as `python -m service` does (`build_projections`,
+same defaults, the read models in their own SQLite file), starts them in the event loop, and drives `registry.incidents.report_shooting` from `concurrency` looping
 coroutines, each with unique request ids, for warm-up + `seconds`.
 
 Every acknowledged write records (ack time, position). One monitor coroutine waits on the
-runner's progress (`runner.wait_for(runner.position + 1)`, a single waiter) and records
+statistics runner's progress (`runner.wait_for(runner.position + 1)`, a single waiter) and records
 (time, runner.position) each time the runner moves. A write's lag is the time from its ack
 to the first recorded moment at which `runner.position >= position` (0 when the projection
 already reflected it when the ack arrived). No gRPC: what is measured is the runner itself
@@ -29,8 +28,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from projections.runner import StatisticsRunner
-from projections.views import sqlite_view
+from projections.assembly import build_projections
+from projections.runner import ProjectionRunner
+from projections.statistics_model import query_statistics
+from projections.store import sqlite_store
 from service.app.commands import ReportShooting
 from service.app.registry import Registry
 from service.app.results import WriteContext
@@ -130,7 +131,7 @@ async def _worker(
         run.acks.append((sent, clock(), result.position))
 
 
-async def _monitor(runner: StatisticsRunner, run: _Run) -> None:
+async def _monitor(runner: ProjectionRunner, run: _Run) -> None:
     """Record (time, position) every time the runner moves; the only waiter on its progress."""
     while True:
         await runner.wait_for(runner.position + 1, 1.0)
@@ -157,15 +158,10 @@ async def _drive(
     catalog = load_catalog("brussels")
     backend = SQLiteEventStore(workdir / "live.sqlite", synchronous=SQLITE_SYNCHRONOUS)
     registry = Registry(backend, catalog)
-    runner = StatisticsRunner(
-        backend,
-        registry.mapper,
-        sqlite_view(workdir / "live-projections.sqlite"),
-        catalog,
-        registry.watcher,
-    )
+    projections = build_projections(registry, sqlite_store(workdir / "live-projections.sqlite"))
+    runner = projections.runner("statistics")
     try:
-        runner.start()
+        projections.start()
         now = time.perf_counter()
         run = _Run(start=now + warmup, end=now + warmup + seconds)
         monitor = asyncio.get_running_loop().create_task(_monitor(runner, run))
@@ -186,16 +182,16 @@ async def _drive(
         monitor.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await monitor
-        rows = await runner.query("municipality", [], "year", "", "")
+        rows = await projections.read(lambda tx: query_statistics(tx, "municipality", [], "year"))
     finally:
-        await runner.stop()
+        await projections.stop()
         registry.close()
     measured = [a for a in run.acks if a[0] >= run.start and a[1] <= run.end]
     lags = _lags(run, measured)
     writes = sorted(ack - sent for sent, ack, _ in measured)
     advances = len(run.timeline_positions)
     return LagResult(
-        method="in-process (Registry + StatisticsRunner in one asyncio loop, no gRPC)",
+        method="in-process (Registry + every projection in one asyncio loop, no gRPC)",
         concurrency=concurrency,
         warmup_seconds=warmup,
         seconds=seconds,

@@ -33,6 +33,7 @@ class ProjectionStatus:
     lag_events: int
     lag_seconds: float
     applied_here: bool
+    updated_at: datetime
 
 
 class Projections:
@@ -85,6 +86,12 @@ class Projections:
             msg = f"the read models' database is unavailable: {err}"
             raise StoreUnavailableError(msg) from err
 
+    async def status(self, name: str) -> ProjectionStatus:
+        """One projection's state, with its lag behind the head of the log."""
+        self.runner(name)
+        (found,) = [s for s in await self.statuses() if s.name == name]
+        return found
+
     async def statuses(self) -> list[ProjectionStatus]:
         """Every projection's state, with its lag behind the head of the log."""
         try:
@@ -112,6 +119,7 @@ class Projections:
                     lag_events=behind,
                     lag_seconds=self._lag_seconds(state.position) if behind else 0.0,
                     applied_here=runner.applying,
+                    updated_at=datetime.fromisoformat(state.updated_at),
                 )
             )
         return result

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import grpc
-from incident_registry_client.proto.incidents.v1 import statistics_service_pb2
+from incident_registry_client.proto.incidents.v1 import (
+    projection_admin_service_pb2,
+    statistics_service_pb2,
+)
 
 from projections.runtime import Projections
 from service.api.handlers import add_service
+from service.api.servicers.projection_admin import ProjectionAdminServicer
 from service.api.servicers.statistics import StatisticsServicer
 from service.app.registry import Registry
 
 STATISTICS_SERVICE = statistics_service_pb2.DESCRIPTOR.services_by_name["StatisticsService"]
+ADMIN_SERVICE = projection_admin_service_pb2.DESCRIPTOR.services_by_name["ProjectionAdminService"]
 
 
 def add_read_model_services(
@@ -19,6 +24,7 @@ def add_read_model_services(
     """Register every read-model service; return their full names (for health and reflection)."""
     added = [
         (StatisticsServicer(projections, registry.backend), STATISTICS_SERVICE),
+        (ProjectionAdminServicer(projections, registry.backend), ADMIN_SERVICE),
     ]
     for servicer, descriptor in added:
         add_service(server, servicer, descriptor)
