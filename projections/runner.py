@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import structlog
-from eventsourcing.persistence import Mapper
 
 from projections.base import Projection, Recorded
 from projections.store import (
@@ -22,6 +20,7 @@ from projections.store import (
 from service.app.head_watcher import HeadWatcher
 from service.domain.events import topics_for
 from service.store.base import BackendUnavailableError, EventStoreBackend
+from service.store.transcoding import RegistryMapper
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +40,7 @@ class ProjectionRunner:
     def __init__(
         self,
         backend: EventStoreBackend,
-        mapper: Mapper[Any],
+        mapper: RegistryMapper,
         store: ViewStore,
         projection: Projection,
         watcher: HeadWatcher,
@@ -90,6 +89,13 @@ class ProjectionRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._executor.shutdown(wait=True)
+
+    async def refresh(self) -> None:
+        """Re-read the tracked state now, so that this process sees an operator's change."""
+        loop = asyncio.get_running_loop()
+        state = await loop.run_in_executor(self._executor, self.store.state, self.name)
+        await self._observe(state)
+        self.nudge()
 
     def nudge(self) -> None:
         """Re-read the control state now (after an operator changed it)."""
@@ -188,11 +194,11 @@ class ProjectionRunner:
         await self._set(state.position, state.status, state.error)
 
     async def _set(self, position: int, status: str, error: str) -> None:
-        assert self._progress is not None
+        if self._progress is None:  # not started: nobody waits
+            self.position, self.status, self.error = position, status, error
+            return
         async with self._progress:
-            self.position = position
-            self.status = status
-            self.error = error
+            self.position, self.status, self.error = position, status, error
             self._progress.notify_all()
 
     def process_page(self, after: int) -> tuple[int, int]:
@@ -204,18 +210,7 @@ class ProjectionRunner:
         reached = notifications[-1].id if full else page.head
         if reached <= after:
             return after, page.head
-        batch = []
-        for notification in notifications:
-            event = self._mapper.to_domain_event(notification)
-            batch.append(
-                Recorded(
-                    position=notification.id,
-                    event_type=type(event).__name__,
-                    originator_id=event.originator_id,
-                    originator_version=event.originator_version,
-                    event=event,
-                )
-            )
+        batch = [Recorded.stored(notification, self._mapper) for notification in notifications]
         with self.store.transaction() as tx:
             tx.advance(self.name, previous=after, position=reached)
             self.projection.apply(tx, batch)

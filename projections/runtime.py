@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from eventsourcing.persistence import Mapper
-
 from projections.runner import ProjectionRunner
 from projections.store import PAUSED, RUNNING, ViewStore, ViewTransaction, ViewUnavailableError
 from service.domain.errors import NotFoundError, StoreUnavailableError
 from service.store.base import BackendUnavailableError, EventStoreBackend
+from service.store.transcoding import RegistryMapper
 
 T = TypeVar("T")
 
@@ -42,7 +41,7 @@ class Projections:
     def __init__(
         self,
         backend: EventStoreBackend,
-        mapper: Mapper[Any],
+        mapper: RegistryMapper,
         store: ViewStore,
         runners: Sequence[ProjectionRunner],
         *,
@@ -154,4 +153,7 @@ class Projections:
         except ViewUnavailableError as err:
             msg = f"the read models' database is unavailable: {err}"
             raise StoreUnavailableError(msg) from err
-        runner.nudge()
+        try:
+            await runner.refresh()
+        except ViewUnavailableError:
+            runner.nudge()

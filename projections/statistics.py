@@ -8,14 +8,16 @@ corrected facts from the start.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, NamedTuple
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from service.areas import AreaCatalog
+from service.store.transcoding import stored_time
 
 NAME = "statistics"
 EVENT_TYPES = ("ShootingReported", "CasualtiesRevised", "IncidentAmended")
@@ -34,9 +36,8 @@ class IncidentFacts:
     injured: int
 
 
-@dataclass(frozen=True)
-class Bucket:
-    """One statistics row: an area and a period."""
+class Bucket(NamedTuple):
+    """One statistics row: an area and a period (a tuple, so that folding hashes fast)."""
 
     area_kind: str
     area_code: str
@@ -61,15 +62,19 @@ class Totals:
 
 def period_keys(moment: datetime, zone: ZoneInfo) -> dict[str, str]:
     """Return the day, ISO week, month and year of `moment` in the catalog's time zone."""
-    local = moment.astimezone(zone)
-    iso_year, week, _ = local.isocalendar()
-    month = f"{local.year:04d}-{local.month:02d}"
-    return {
-        "day": f"{month}-{local.day:02d}",
-        "week": f"{iso_year:04d}-W{week:02d}",
-        "month": month,
-        "year": f"{local.year:04d}",
-    }
+    return dict(_date_periods(moment.astimezone(zone).date()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _date_periods(day: date) -> tuple[tuple[str, str], ...]:
+    iso_year, week, _ = day.isocalendar()
+    month = f"{day.year:04d}-{day.month:02d}"
+    return (
+        ("day", f"{month}-{day.day:02d}"),
+        ("week", f"{iso_year:04d}-W{week:02d}"),
+        ("month", month),
+        ("year", f"{day.year:04d}"),
+    )
 
 
 def buckets(facts: IncidentFacts, zone: ZoneInfo) -> list[Bucket]:
@@ -92,12 +97,17 @@ class StatisticsBatch:
         self._zone = ZoneInfo(catalog.timezone)
         self.facts = dict(known)
         self.changed: set[UUID] = set()
-        self.deltas: dict[Bucket, Totals] = {}
+        # (area kind, area code, period kind, period) -> [incidents, killed, injured]
+        self._deltas: dict[tuple[str, str, str, str], list[int]] = {}
 
     def apply(self, incident_id: UUID, event_type: str, event: Any) -> None:
-        """Fold one event of an incident."""
+        """Fold one domain event of an incident."""
+        self.apply_fields(incident_id, event_type, vars(event))
+
+    def apply_fields(self, incident_id: UUID, event_type: str, fields: Mapping[str, Any]) -> None:
+        """Fold one event of an incident, given its attributes (decoded, or a stored payload)."""
         before = self.facts.get(incident_id)
-        after = _next_facts(before, event_type, event)
+        after = _next_facts(before, event_type, fields)
         if after is None or after == before:
             return
         if before is not None:
@@ -107,42 +117,68 @@ class StatisticsBatch:
         self.changed.add(incident_id)
 
     def _count(self, facts: IncidentFacts, sign: int) -> None:
-        for bucket in buckets(facts, self._zone):
-            totals = self.deltas.setdefault(bucket, Totals())
-            totals.add(sign, sign * facts.killed, sign * facts.injured)
+        # The hot loop of a rebuild: plain tuples and lists, no objects per bucket.
+        periods = _date_periods(facts.occurred_at.astimezone(self._zone).date())
+        killed, injured = sign * facts.killed, sign * facts.injured
+        deltas = self._deltas
+        for area_kind, area_code in (
+            ("municipality", facts.municipality_code),
+            ("police_zone", facts.police_zone_code),
+        ):
+            for period_kind, period in periods:
+                key = (area_kind, area_code, period_kind, period)
+                totals = deltas.get(key)
+                if totals is None:
+                    deltas[key] = [sign, killed, injured]
+                else:
+                    totals[0] += sign
+                    totals[1] += killed
+                    totals[2] += injured
+
+    @property
+    def touched(self) -> int:
+        """How many buckets the batch touched, including those whose net change is zero."""
+        return len(self._deltas)
 
     def nonzero_deltas(self) -> Iterable[tuple[Bucket, Totals]]:
         """Deltas that change something."""
         return (
-            (bucket, totals)
-            for bucket, totals in self.deltas.items()
-            if totals.incidents or totals.killed or totals.injured
+            (Bucket(*key), Totals(*totals))
+            for key, totals in self._deltas.items()
+            if totals[0] or totals[1] or totals[2]
         )
 
 
-def _next_facts(before: IncidentFacts | None, event_type: str, event: Any) -> IncidentFacts | None:
+def _time(value: Any) -> datetime:
+    """A decoded datetime, or one in its stored form."""
+    return value if isinstance(value, datetime) else stored_time(value)
+
+
+def _next_facts(
+    before: IncidentFacts | None, event_type: str, fields: Mapping[str, Any]
+) -> IncidentFacts | None:
     if event_type == "ShootingReported":
         return IncidentFacts(
-            municipality_code=event.municipality_code,
-            police_zone_code=event.police_zone_code,
-            occurred_at=event.occurred_at,
-            killed=event.killed,
-            injured=event.injured,
+            municipality_code=fields["municipality_code"],
+            police_zone_code=fields["police_zone_code"],
+            occurred_at=_time(fields["occurred_at"]),
+            killed=fields["killed"],
+            injured=fields["injured"],
         )
     if before is None:
         return None
     if event_type == "CasualtiesRevised":
-        return replace(before, killed=event.killed, injured=event.injured)
+        return replace(before, killed=fields["killed"], injured=fields["injured"])
     if event_type == "IncidentAmended":
-        corrections = event.corrections
+        corrections = fields["corrections"]
         facts = before
         if "occurred_at" in corrections:
-            facts = replace(facts, occurred_at=corrections["occurred_at"])
+            facts = replace(facts, occurred_at=_time(corrections["occurred_at"]))
         if "municipality_code" in corrections:
             facts = replace(
                 facts,
                 municipality_code=corrections["municipality_code"],
-                police_zone_code=event.police_zone_code,
+                police_zone_code=fields["police_zone_code"],
             )
         return facts
     return before

@@ -50,9 +50,15 @@ class StatisticsProjection(Projection):
 
     def apply(self, tx: ViewTransaction, events: Sequence[Recorded]) -> None:
         """Fold the batch in memory, then write the changed facts and the bucket deltas."""
-        batch = StatisticsBatch(self._catalog, load_facts(tx, {e.originator_id for e in events}))
+        # An incident reported in this batch starts here (ShootingReported is its first event):
+        # only the others need their facts from the table.
+        reported = {e.originator_id for e in events if e.event_type == "ShootingReported"}
+        known = load_facts(tx, {e.originator_id for e in events} - reported)
+        batch = StatisticsBatch(self._catalog, known)
         for recorded in events:
-            batch.apply(recorded.originator_id, recorded.event_type, recorded.event)
+            # The stored payload has the few fields needed, without decoding the whole event.
+            fields = recorded.payload() or vars(recorded.event)
+            batch.apply_fields(recorded.originator_id, recorded.event_type, fields)
         write_facts(tx, {incident: batch.facts[incident] for incident in batch.changed})
         write_deltas(tx, batch.nonzero_deltas())
 

@@ -273,13 +273,15 @@ class ViewStore:
     def reset(self, name: str, tables: Sequence[str], position: int) -> None:
         """Empty a projection's tables and make it start again after `position`."""
         with self.transaction() as tx:
-            for table in tables:
-                tx.execute(f"DELETE FROM {table}")  # noqa: S608 - table names are the code's own
+            # The state row first: its lock waits for a page in flight to commit, so that the
+            # DELETEs below (on PostgreSQL, each statement its own snapshot) see its new rows.
             tx.execute(
                 "UPDATE projection_state SET position = ?, start_position = ?, status = ?, "
                 "error = '', updated_at = ? WHERE name = ?",
                 (position, position, RUNNING, _now(), name),
             )
+            for table in tables:
+                tx.execute(f"DELETE FROM {table}")  # noqa: S608 - table names are the code's own
 
     def set_status(self, name: str, status: str, error: str = "") -> None:
         """Record a projection's status and error in a transaction of its own."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import fields
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -16,6 +18,7 @@ from eventsourcing.persistence import (
     Transcoding,
     UUIDAsHex,
 )
+from eventsourcing.utils import resolve_topic
 
 from service.domain.values import ENUM_TYPES, VALUE_TYPES
 
@@ -87,7 +90,30 @@ class RegistryMapper(Mapper[Any]):
                         value[key] = tuple(item)
         return domain_event
 
+    def to_payload(self, stored_event: StoredEvent) -> dict[str, Any] | None:
+        """The stored attributes as plain JSON, without building the domain event.
 
-def registry_mapper() -> Mapper[Any]:
+        Values of registered types stay in their stored form, `{"_type_": name, "_data_":
+        value}` (see `stored_time`). None when the event was stored by an older version of
+        its class: decode it with `to_domain_event`, so that its upcasters run.
+        """
+        state = stored_event.state
+        if self.cipher:
+            state = self.cipher.decrypt(state)
+        if self.compressor:
+            state = self.compressor.decompress(state)
+        payload: dict[str, Any] = json.loads(state)
+        stored_version = payload.get("class_version", 1)
+        if stored_version != getattr(resolve_topic(stored_event.topic), "class_version", 1):
+            return None
+        return payload
+
+
+def stored_time(value: dict[str, Any]) -> datetime:
+    """A datetime from its stored form in a payload (see RegistryMapper.to_payload)."""
+    return datetime.fromisoformat(value["_data_"])
+
+
+def registry_mapper() -> RegistryMapper:
     """Return the mapper between domain events and stored events."""
     return RegistryMapper(transcoder=registry_transcoder())

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
-
-from eventsourcing.persistence import Mapper
 
 from projections.base import Projection
 from projections.runner import ProjectionRunner
@@ -15,11 +12,12 @@ from projections.statistics_model import query_statistics
 from projections.store import ViewStore, sqlite_store
 from service.app.head_watcher import HeadWatcher
 from service.store.base import EventStoreBackend
+from service.store.transcoding import RegistryMapper
 
 
 def runner_for(
     backend: EventStoreBackend,
-    mapper: Mapper[Any],
+    mapper: RegistryMapper,
     store: ViewStore,
     projection: Projection,
     *,
@@ -45,7 +43,7 @@ def run_to_head(runner: ProjectionRunner) -> tuple[int, int]:
 
 def rebuild(
     backend: EventStoreBackend,
-    mapper: Mapper[Any],
+    mapper: RegistryMapper,
     projection: Projection,
     path: Path,
     *,

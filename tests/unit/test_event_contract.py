@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import uuid4
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 from service.domain.asset_case import AssetCase
 from service.domain.base import RegistryAggregate, recording_metadata
@@ -28,7 +30,7 @@ from service.domain.values import (
     Weapon,
     WeaponKind,
 )
-from service.store.transcoding import registry_mapper
+from service.store.transcoding import registry_mapper, registry_transcoder
 
 T0 = datetime(2024, 4, 2, 21, 30, 15, 123456, tzinfo=UTC)
 BRUSSELS_TIME = timezone(timedelta(hours=2))
@@ -228,3 +230,30 @@ def test_transcoded_events_equal_the_originals() -> None:
     for _, history in histories:
         for event in history:
             assert round_trip(event) == event
+
+
+def test_stored_payloads_hold_every_attribute_in_its_stored_form() -> None:
+    mapper = registry_mapper()
+    transcoder = registry_transcoder()
+    for _, events in full_histories():
+        for event in events:
+            payload = mapper.to_payload(mapper.to_stored_event(event))
+            state = dict(vars(event))
+            del state["originator_id"], state["originator_version"]
+            assert payload == json.loads(transcoder.encode(state))
+
+
+def test_a_payload_stored_by_another_class_version_must_be_decoded_fully() -> None:
+    mapper = registry_mapper()
+    _, events = full_histories()[0]
+    stored = mapper.to_stored_event(events[0])
+    state = json.loads(stored.state)
+    state["class_version"] = 2
+    older = StoredEvent(
+        originator_id=stored.originator_id,
+        originator_version=stored.originator_version,
+        topic=stored.topic,
+        state=json.dumps(state).encode(),
+    )
+    assert mapper.to_payload(stored) is not None
+    assert mapper.to_payload(older) is None
