@@ -2,12 +2,13 @@
 
 On a fresh SQLite store (synchronous=FULL, the server's default) this process wires a
 `Registry` and every projection exactly as `python -m service` does (`build_projections`,
-same defaults, the read models in their own SQLite file), starts them in the event loop, and drives `registry.incidents.report_shooting` from `concurrency` looping
-coroutines, each with unique request ids, for warm-up + `seconds`.
+same defaults, the read models in their own SQLite file), starts them in the event loop,
+and drives `registry.incidents.report_shooting` from `concurrency` looping coroutines,
+each with unique request ids, for warm-up + `seconds`.
 
 Every acknowledged write records (ack time, position). One monitor coroutine waits on the
-statistics runner's progress (`runner.wait_for(runner.position + 1)`, a single waiter) and records
-(time, runner.position) each time the runner moves. A write's lag is the time from its ack
+statistics runner's progress (`runner.wait_for(runner.position + 1)`, a single waiter) and
+records (time, runner.position) each time the runner moves. A write's lag is the time from its ack
 to the first recorded moment at which `runner.position >= position` (0 when the projection
 already reflected it when the ack arrived). No gRPC: what is measured is the runner itself
 (wake-up on commit, page read, decode, fold, view transaction) while it shares the process

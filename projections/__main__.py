@@ -31,7 +31,11 @@ async def work(settings: Settings) -> None:
     backend = open_backend(settings)
     # The registry's writer records derived events (e.g. WaveDetected) from this process too.
     registry = Registry(
-        backend, catalog, read_threads=2, poll_interval=settings.poll_interval_seconds
+        backend,
+        catalog,
+        read_threads=2,
+        poll_interval=settings.poll_interval_seconds,
+        wave_rule=settings.wave_rule,
     )
     try:
         projections = build_projections(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from projections.assets_model import AssetRecoveryProjection
 from projections.base import Projection
+from projections.commands_model import CommandsProjection
+from projections.incidents_model import IncidentsProjection
 from projections.runner import ProjectionRunner
 from projections.runtime import Projections
 from projections.statistics_model import StatisticsProjection
 from projections.store import ViewStore
+from projections.waves_model import WavesProjection, blocking_recorder
 from service.app.registry import Registry
 
 
@@ -14,6 +18,10 @@ def projection_list(registry: Registry) -> list[Projection]:
     """Every projection of the registry."""
     return [
         StatisticsProjection(registry.catalog),
+        WavesProjection(registry.waves.rule, blocking_recorder(registry.waves)),
+        CommandsProjection(),
+        AssetRecoveryProjection(registry.catalog),
+        IncidentsProjection(registry.catalog),
     ]
 
 

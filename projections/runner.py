@@ -65,6 +65,7 @@ class ProjectionRunner:
         self._progress: asyncio.Condition | None = None
         self._nudged: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self.closing = False
         self.position = 0
         self.start_position = 0
         self.status = RUNNING
@@ -116,13 +117,26 @@ class ProjectionRunner:
         return self.status != FAULTED
 
     async def wait_for_change(self, position: int, timeout: float) -> int:
-        """Wait until the position moves beyond `position` (or `timeout`); return it."""
+        """Wait until the position or the status changes (or `timeout`); return the position.
+
+        Returns at once, for good, once `release_waiters` was called.
+        """
         assert self._progress is not None, "the runner was not started"
+        status = self.status
         async with self._progress:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
-                    await self._progress.wait_for(lambda: self.position != position)
+                    await self._progress.wait_for(
+                        lambda: self.position != position or self.status != status or self.closing
+                    )
         return self.position
+
+    async def release_waiters(self) -> None:
+        """Wake every caller of `wait_for_change` for good: the server is shutting down."""
+        self.closing = True
+        if self._progress is not None:
+            async with self._progress:
+                self._progress.notify_all()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -58,6 +58,11 @@ class Projections:
         for runner in self.runners.values():
             runner.start()
 
+    async def release_waiters(self) -> None:
+        """End every wait for a change (watch streams end when the server shuts down)."""
+        for runner in self.runners.values():
+            await runner.release_waiters()
+
     async def stop(self) -> None:
         """Stop every runner after its batch in hand, then close the view store."""
         for runner in self.runners.values():

@@ -12,7 +12,7 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -179,6 +179,7 @@ class ViewStore:
         self._ddl_lock = ddl_lock
         self._begin_write = begin_write
         self._local = threading.local()
+        self._write_lock = threading.Lock()
         self._all: list[_Connection] = []
         self._all_lock = threading.Lock()
         self._closed = False
@@ -198,17 +199,21 @@ class ViewStore:
 
         A lost connection is replaced, and reported as ViewUnavailableError (try again).
         """
+        # Runners of one process take turns writing an SQLite file here, instead of waiting in
+        # SQLite's busy handler (which sleeps in steps of up to 100 ms).
+        serialised = self._write_lock if write and self.dialect == "sqlite" else nullcontext()
         conn: _Connection | None = None
         try:
-            conn = self._connection()
-            cursor = conn.cursor()
-            if self.dialect == "sqlite":
-                cursor.execute(self._begin_write if write else "BEGIN")
-            elif not write:
-                # Rows and the position they reflect come from one snapshot.
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            yield ViewTransaction(cursor, self.dialect)
-            conn.commit()
+            with serialised:
+                conn = self._connection()
+                cursor = conn.cursor()
+                if self.dialect == "sqlite":
+                    cursor.execute(self._begin_write if write else "BEGIN")
+                elif not write:
+                    # Rows and the position they reflect come from one snapshot.
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                yield ViewTransaction(cursor, self.dialect)
+                conn.commit()
         except _CONNECTION_ERRORS as err:
             if not _transient(err):
                 self._rollback(conn)

@@ -32,6 +32,7 @@ async def serve(settings: Settings) -> None:
         max_batch=settings.max_batch,
         read_threads=settings.read_threads,
         poll_interval=settings.poll_interval_seconds,
+        wave_rule=settings.wave_rule,
     )
     try:
         projections = build_projections(

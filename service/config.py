@@ -7,7 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from service.domain.wave import AREA_KINDS, WaveRule
 from service.store.postgres import PostgresSettings
+
+MAX_WAVE_WINDOW_HOURS = 366 * 24
+"""The longest window a wave may be detected in: 366 days."""
 
 
 class ConfigError(ValueError):
@@ -33,6 +37,7 @@ class Settings:
     projections_in_process: bool = True
     subscriber_stall_seconds: float = 30.0
     postgres: PostgresSettings = field(default_factory=PostgresSettings)
+    wave_rule: WaveRule = field(default_factory=WaveRule)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -65,6 +70,18 @@ class Settings:
             lock_timeout=int(_number(env, "INCIDENTS_POSTGRES_LOCK_TIMEOUT", pg.lock_timeout)),
         )
         sqlite_path = Path(env.get("INCIDENTS_SQLITE_PATH", str(defaults.sqlite_path)))
+        waves = defaults.wave_rule
+        wave_area_kind = env.get("INCIDENTS_WAVE_AREA_KIND", waves.area_kind).strip().lower()
+        if wave_area_kind not in AREA_KINDS:
+            msg = f"INCIDENTS_WAVE_AREA_KIND must be one of {AREA_KINDS}, not {wave_area_kind!r}"
+            raise ConfigError(msg)
+        wave_rule = WaveRule(
+            min_shootings=_whole(env, "INCIDENTS_WAVE_MIN_SHOOTINGS", waves.min_shootings, 2),
+            window_hours=_whole(
+                env, "INCIDENTS_WAVE_WINDOW_HOURS", waves.window_hours, 1, MAX_WAVE_WINDOW_HOURS
+            ),
+            area_kind=wave_area_kind,
+        )
         return cls(
             listen_address=env.get("INCIDENTS_LISTEN_ADDRESS", defaults.listen_address),
             store=store,
@@ -94,6 +111,7 @@ class Settings:
             projections_in_process=_flag(
                 env, "INCIDENTS_PROJECTIONS_IN_PROCESS", defaults.projections_in_process
             ),
+            wave_rule=wave_rule,
         )
 
 
@@ -120,5 +138,23 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
         raise ConfigError(msg) from None
     if value < minimum:
         msg = f"{name} must be at least {minimum}, not {raw!r}"
+        raise ConfigError(msg)
+    return value
+
+
+def _whole(
+    env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int | None = None
+) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        msg = f"{name} must be a whole number, not {raw!r}"
+        raise ConfigError(msg) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        msg = f"{name} must be {bounds}, not {raw!r}"
         raise ConfigError(msg)
     return value

@@ -20,11 +20,12 @@ from service.domain.asset_case import AssetCase
 from service.domain.command import MunicipalityCommandSlot, UnifiedCommand
 from service.domain.gang import Gang
 from service.domain.incident import Incident
+from service.domain.wave import ViolenceWave
 
 _EVENT_NAMESPACE = uuid5(NAMESPACE_URL, "incident-registry:event")
 _STREAM_TYPES = {
     cls.__name__: cls.STREAM_TYPE
-    for cls in (Incident, Gang, UnifiedCommand, MunicipalityCommandSlot, AssetCase)
+    for cls in (Incident, Gang, UnifiedCommand, MunicipalityCommandSlot, AssetCase, ViolenceWave)
 }
 
 
@@ -182,6 +183,20 @@ PAYLOADS: dict[str, tuple[str, Callable[[Any], Message]]] = {
             court=e.court,
             decision_reference=e.decision_reference,
             reason=e.reason,
+        ),
+    ),
+    "WaveDetected": (
+        "wave_detected",
+        lambda e: events_pb2.WaveDetected(
+            area_kind=e.area_kind,
+            area_code=e.area_code,
+            incident_ids=[str(i) for i in e.incident_ids],
+            municipality_codes=list(e.municipality_codes),
+            first_occurred_at=stamp(e.first_occurred_at),
+            last_occurred_at=stamp(e.last_occurred_at),
+            min_shootings=e.min_shootings,
+            window_hours=e.window_hours,
+            trigger_position=e.trigger_position,
         ),
     ),
 }

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import grpc
 from incident_registry_client.proto.incidents.v1 import (
+    incident_query_service_pb2,
     projection_admin_service_pb2,
     statistics_service_pb2,
+    wave_service_pb2,
 )
 
 from projections.runtime import Projections
 from service.api.handlers import add_service
+from service.api.servicers.asset_statistics import asset_statistics_service
+from service.api.servicers.command_queries import command_query_service
+from service.api.servicers.incident_queries import IncidentQueryServicer
 from service.api.servicers.projection_admin import ProjectionAdminServicer
 from service.api.servicers.statistics import StatisticsServicer
+from service.api.servicers.waves import WaveServicer
 from service.app.registry import Registry
 
+INCIDENT_QUERY_SERVICE = incident_query_service_pb2.DESCRIPTOR.services_by_name[
+    "IncidentQueryService"
+]
 STATISTICS_SERVICE = statistics_service_pb2.DESCRIPTOR.services_by_name["StatisticsService"]
+WAVE_SERVICE = wave_service_pb2.DESCRIPTOR.services_by_name["WaveService"]
 ADMIN_SERVICE = projection_admin_service_pb2.DESCRIPTOR.services_by_name["ProjectionAdminService"]
 
 
@@ -24,7 +34,14 @@ def add_read_model_services(
     """Register every read-model service; return their full names (for health and reflection)."""
     added = [
         (StatisticsServicer(projections, registry.backend), STATISTICS_SERVICE),
+        (
+            IncidentQueryServicer(projections, registry.backend, registry.catalog),
+            INCIDENT_QUERY_SERVICE,
+        ),
+        (WaveServicer(projections, registry.backend, registry.catalog), WAVE_SERVICE),
         (ProjectionAdminServicer(projections, registry.backend), ADMIN_SERVICE),
+        command_query_service(projections, registry),
+        asset_statistics_service(projections, registry),
     ]
     for servicer, descriptor in added:
         add_service(server, servicer, descriptor)

@@ -58,11 +58,13 @@ class RunningServer:
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING, let in-flight calls finish within `grace` seconds, then stop.
 
-        Subscriptions never finish by themselves: they are ended at once with UNAVAILABLE,
-        so that their clients resume elsewhere instead of holding the shutdown up.
+        Subscriptions and watches never finish by themselves: they are ended at once with
+        UNAVAILABLE, so that their clients resume elsewhere instead of holding the shutdown up.
         """
         await self.health.enter_graceful_shutdown()
         self.registry.event_log.stop_following()
+        if self.projections is not None:
+            await self.projections.release_waiters()
         await self.server.stop(grace)
         if self.projections is not None:
             await self.projections.stop()

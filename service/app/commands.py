@@ -193,3 +193,18 @@ class ReleaseAssets(Command):
     decision_reference: str
     reason: str = ""
     occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RecordWave(Command):
+    """Record a violence wave found by the waves projection (times in UTC, ids in time order)."""
+
+    area_kind: str
+    area_code: str
+    incident_ids: tuple[UUID, ...]
+    municipality_codes: tuple[str, ...]
+    first_occurred_at: datetime
+    last_occurred_at: datetime
+    min_shootings: int
+    window_hours: int
+    trigger_position: int

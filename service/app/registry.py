@@ -13,8 +13,10 @@ from service.app.head_watcher import HeadWatcher
 from service.app.incidents import Incidents
 from service.app.loading import AggregateLoader
 from service.app.police_commands import PoliceCommands
+from service.app.waves import Waves
 from service.app.writer import GroupCommitWriter
 from service.areas import AreaCatalog
+from service.domain.wave import WaveRule
 from service.store.base import EventStoreBackend
 from service.store.transcoding import registry_mapper
 
@@ -37,6 +39,7 @@ class Registry:
         read_threads: int = 8,
         poll_interval: float = 0.1,
         follow: FollowSettings | None = None,
+        wave_rule: WaveRule | None = None,
     ) -> None:
         mapper = registry_mapper()
         self.mapper = mapper
@@ -56,6 +59,7 @@ class Registry:
         self.gangs = Gangs(deps)
         self.police_commands = PoliceCommands(deps)
         self.asset_cases = AssetCases(deps)
+        self.waves = Waves(deps, wave_rule)
         self.watcher = HeadWatcher(backend, self._reads, poll_interval=poll_interval)
         self.event_log = EventLog(
             backend, mapper, catalog, self._reads, self.watcher, settings=follow

@@ -11,6 +11,7 @@ from service.domain.base import RegistryAggregate
 from service.domain.command import MunicipalityCommandSlot, UnifiedCommand
 from service.domain.gang import Gang
 from service.domain.incident import Incident
+from service.domain.wave import ViolenceWave
 
 AGGREGATES: tuple[type[RegistryAggregate], ...] = (
     Incident,
@@ -18,6 +19,7 @@ AGGREGATES: tuple[type[RegistryAggregate], ...] = (
     UnifiedCommand,
     MunicipalityCommandSlot,
     AssetCase,
+    ViolenceWave,
 )
 
 

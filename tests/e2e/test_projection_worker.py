@@ -220,4 +220,5 @@ def test_operations_through_a_server_steer_the_worker(tmp_path, store_env):
 def _info(admin) -> apb.ProjectionInfo:
     listed = admin.ListProjections(apb.ListProjectionsRequest(), timeout=10).projections
     (found,) = [p for p in listed if p.name == "statistics"]
-    return found
+    result: apb.ProjectionInfo = found
+    return result

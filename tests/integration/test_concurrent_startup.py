@@ -45,9 +45,7 @@ def test_event_stores_and_views_created_concurrently_on_a_fresh_schema(postgres)
             # Every projection installs its tables and state row at the same moment.
             views = _all_at_once(
                 4,
-                lambda s=settings, r=registries: build_projections(
-                    r[0], postgres_store(s)
-                ).store,
+                lambda s=settings, r=registries: build_projections(r[0], postgres_store(s)).store,
             )
             for view in views:
                 view.close()

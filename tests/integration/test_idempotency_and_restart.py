@@ -30,6 +30,11 @@ REGISTRY_SERVICES = {
     "incidents.v1.AssetRecoveryService",
     "incidents.v1.EventLogService",
     "incidents.v1.StatisticsService",
+    "incidents.v1.IncidentQueryService",
+    "incidents.v1.WaveService",
+    "incidents.v1.CommandQueryService",
+    "incidents.v1.AssetStatisticsService",
+    "incidents.v1.ProjectionAdminService",
 }
 
 

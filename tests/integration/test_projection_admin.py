@@ -42,13 +42,15 @@ def report(incidents, municipality: str = ANDERLECHT) -> int:
         b.shooting(municipality_code=municipality, occurred_at=b.ts(MAY_31), location=None),
         metadata=ACTOR_METADATA,
     )
-    return reply.result.position
+    position: int = reply.result.position
+    return position
 
 
 def info(admin, name: str = "statistics") -> pb.ProjectionInfo:
     listed = admin.ListProjections(pb.ListProjectionsRequest(), timeout=WAIT).projections
     (found,) = [p for p in listed if p.name == name]
-    return found
+    result: pb.ProjectionInfo = found
+    return result
 
 
 def eventually(check: Callable[[], bool], seconds: float = WAIT) -> None:

@@ -81,7 +81,7 @@ def wait_until_stopped(server: ServerHarness, seconds: float = 10.0) -> str:
     while server.projections.runner("statistics").failure is None:
         assert time.monotonic() < deadline, "the projection did not stop"
         time.sleep(0.02)
-    return server.projections.runner("statistics").failure
+    return server.projections.runner("statistics").failure or ""
 
 
 def read_once_caught_up(statistics, position: int, seconds: float) -> tuple[Any, Any]:

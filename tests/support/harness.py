@@ -17,6 +17,7 @@ from projections.store import store_for
 from service.api.server import RunningServer, start_server
 from service.app.registry import Registry, utc_now
 from service.areas import load_catalog
+from service.domain.wave import WaveRule
 from service.store.base import EventStoreBackend
 from service.store.sqlite import SQLiteEventStore
 
@@ -31,11 +32,14 @@ class ServerHarness:
         catalog: str = "brussels",
         clock: Callable[[], datetime] = utc_now,
         backend_factory: Callable[[], EventStoreBackend] | None = None,
+        wave_rule: WaveRule | None = None,
     ) -> None:
         self.db_path = db_path
         self.backend_factory = backend_factory or (lambda: SQLiteEventStore(db_path))
         self.catalog = catalog
         self.clock = clock
+        # Off unless a test asks: a wave would add WaveDetected events to other tests' logs.
+        self.wave_rule = wave_rule
         self.registry: Registry | None = None
         self._running: RunningServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -59,7 +63,7 @@ class ServerHarness:
         self._thread.start()
         backend = self.backend_factory()
         catalog = load_catalog(self.catalog)
-        self.registry = Registry(backend, catalog, clock=self.clock)
+        self.registry = Registry(backend, catalog, clock=self.clock, wave_rule=self.wave_rule)
         self.projections: Projections = build_projections(
             self.registry,
             store_for(backend, self.db_path.with_name(self.db_path.stem + "-projections.sqlite")),

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from service.config import ConfigError, Settings
+from service.domain.wave import WaveRule
 from service.store.postgres import PostgresSettings
 
 
@@ -105,3 +106,36 @@ def test_projections_can_be_left_to_worker_processes():
     )
     with pytest.raises(ConfigError, match="INCIDENTS_PROJECTIONS_IN_PROCESS"):
         Settings.from_env({"INCIDENTS_PROJECTIONS_IN_PROCESS": "sometimes"})
+
+
+def test_waves_are_three_shootings_in_72_hours_by_municipality_by_default():
+    assert Settings.from_env({}).wave_rule == WaveRule(
+        min_shootings=3, window_hours=72, area_kind="municipality"
+    )
+
+
+def test_the_wave_rule_is_read_from_the_environment():
+    settings = Settings.from_env(
+        {
+            "INCIDENTS_WAVE_MIN_SHOOTINGS": "5",
+            "INCIDENTS_WAVE_WINDOW_HOURS": "24",
+            "INCIDENTS_WAVE_AREA_KIND": "police_zone",
+        }
+    )
+    assert settings.wave_rule == WaveRule(min_shootings=5, window_hours=24, area_kind="police_zone")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("INCIDENTS_WAVE_MIN_SHOOTINGS", "1"),
+        ("INCIDENTS_WAVE_MIN_SHOOTINGS", "2.5"),
+        ("INCIDENTS_WAVE_MIN_SHOOTINGS", "three"),
+        ("INCIDENTS_WAVE_WINDOW_HOURS", "0"),
+        ("INCIDENTS_WAVE_WINDOW_HOURS", "8785"),
+        ("INCIDENTS_WAVE_AREA_KIND", "city"),
+    ],
+)
+def test_invalid_wave_settings_are_refused_with_the_variable_named(name, value):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})

@@ -456,7 +456,8 @@ def test_the_property_checks_local_periods(period_kind):
 
 def stored_payload(event: Any) -> dict[str, Any]:
     """The event's attributes as the store keeps them (what RegistryMapper.to_payload reads)."""
-    return json.loads(registry_transcoder().encode(dict(vars(event))))
+    payload: dict[str, Any] = json.loads(registry_transcoder().encode(dict(vars(event))))
+    return payload
 
 
 @settings(max_examples=100, derandomize=True, deadline=None, database=None)

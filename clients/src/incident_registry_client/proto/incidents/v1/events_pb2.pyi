@@ -93,6 +93,7 @@ class EventEnvelope(_message.Message):
     ASSETS_RELEASED_FIELD_NUMBER: _builtins.int
     ASSET_CASE_OPENED_FIELD_NUMBER: _builtins.int
     MUNICIPALITY_COMMAND_SLOT_CREATED_FIELD_NUMBER: _builtins.int
+    WAVE_DETECTED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """event_id identifies the event (derived from its stream and version)."""
     stream_id: _builtins.str
@@ -193,6 +194,10 @@ class EventEnvelope(_message.Message):
     def municipality_command_slot_created(self) -> Global___MunicipalityCommandSlotCreated:
         """municipality_command_slot_created payload."""
 
+    @_builtins.property
+    def wave_detected(self) -> Global___WaveDetected:
+        """wave_detected payload."""
+
     def __init__(
         self,
         *,
@@ -225,12 +230,13 @@ class EventEnvelope(_message.Message):
         assets_released: Global___AssetsReleased | None = ...,
         asset_case_opened: Global___AssetCaseOpened | None = ...,
         municipality_command_slot_created: Global___MunicipalityCommandSlotCreated | None = ...,
+        wave_detected: Global___WaveDetected | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["asset_case_opened", b"asset_case_opened", "assets_confiscated", b"assets_confiscated", "assets_reinvested", b"assets_reinvested", "assets_released", b"assets_released", "assets_seized", b"assets_seized", "attributed_to_gang", b"attributed_to_gang", "attribution_retracted", b"attribution_retracted", "casualties_revised", b"casualties_revised", "gang_alias_added", b"gang_alias_added", "gang_registered", b"gang_registered", "incident_amended", b"incident_amended", "incident_linked", b"incident_linked", "metadata", b"metadata", "municipality_command_assigned", b"municipality_command_assigned", "municipality_command_released", b"municipality_command_released", "municipality_command_slot_created", b"municipality_command_slot_created", "occurred_at", b"occurred_at", "payload", b"payload", "police_command_unified", b"police_command_unified", "recorded_at", b"recorded_at", "shooting_reported", b"shooting_reported", "unified_command_ended", b"unified_command_ended"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["asset_case_opened", b"asset_case_opened", "assets_confiscated", b"assets_confiscated", "assets_reinvested", b"assets_reinvested", "assets_released", b"assets_released", "assets_seized", b"assets_seized", "attributed_to_gang", b"attributed_to_gang", "attribution_retracted", b"attribution_retracted", "casualties_revised", b"casualties_revised", "gang_alias_added", b"gang_alias_added", "gang_registered", b"gang_registered", "incident_amended", b"incident_amended", "incident_linked", b"incident_linked", "metadata", b"metadata", "municipality_command_assigned", b"municipality_command_assigned", "municipality_command_released", b"municipality_command_released", "municipality_command_slot_created", b"municipality_command_slot_created", "occurred_at", b"occurred_at", "payload", b"payload", "police_command_unified", b"police_command_unified", "recorded_at", b"recorded_at", "shooting_reported", b"shooting_reported", "unified_command_ended", b"unified_command_ended", "wave_detected", b"wave_detected"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_case_opened", b"asset_case_opened", "assets_confiscated", b"assets_confiscated", "assets_reinvested", b"assets_reinvested", "assets_released", b"assets_released", "assets_seized", b"assets_seized", "attributed_to_gang", b"attributed_to_gang", "attribution_retracted", b"attribution_retracted", "casualties_revised", b"casualties_revised", "event_id", b"event_id", "event_type", b"event_type", "gang_alias_added", b"gang_alias_added", "gang_registered", b"gang_registered", "incident_amended", b"incident_amended", "incident_linked", b"incident_linked", "metadata", b"metadata", "municipality_command_assigned", b"municipality_command_assigned", "municipality_command_released", b"municipality_command_released", "municipality_command_slot_created", b"municipality_command_slot_created", "occurred_at", b"occurred_at", "payload", b"payload", "payload_json", b"payload_json", "police_command_unified", b"police_command_unified", "position", b"position", "recorded_at", b"recorded_at", "schema_version", b"schema_version", "shooting_reported", b"shooting_reported", "stream_id", b"stream_id", "stream_type", b"stream_type", "stream_version", b"stream_version", "unified_command_ended", b"unified_command_ended"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_case_opened", b"asset_case_opened", "assets_confiscated", b"assets_confiscated", "assets_reinvested", b"assets_reinvested", "assets_released", b"assets_released", "assets_seized", b"assets_seized", "attributed_to_gang", b"attributed_to_gang", "attribution_retracted", b"attribution_retracted", "casualties_revised", b"casualties_revised", "event_id", b"event_id", "event_type", b"event_type", "gang_alias_added", b"gang_alias_added", "gang_registered", b"gang_registered", "incident_amended", b"incident_amended", "incident_linked", b"incident_linked", "metadata", b"metadata", "municipality_command_assigned", b"municipality_command_assigned", "municipality_command_released", b"municipality_command_released", "municipality_command_slot_created", b"municipality_command_slot_created", "occurred_at", b"occurred_at", "payload", b"payload", "payload_json", b"payload_json", "police_command_unified", b"police_command_unified", "position", b"position", "recorded_at", b"recorded_at", "schema_version", b"schema_version", "shooting_reported", b"shooting_reported", "stream_id", b"stream_id", "stream_type", b"stream_type", "stream_version", b"stream_version", "unified_command_ended", b"unified_command_ended", "wave_detected", b"wave_detected"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["shooting_reported", "casualties_revised", "incident_amended", "attributed_to_gang", "attribution_retracted", "incident_linked", "gang_registered", "gang_alias_added", "police_command_unified", "unified_command_ended", "municipality_command_assigned", "municipality_command_released", "assets_seized", "assets_confiscated", "assets_reinvested", "assets_released", "asset_case_opened", "municipality_command_slot_created"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["shooting_reported", "casualties_revised", "incident_amended", "attributed_to_gang", "attribution_retracted", "incident_linked", "gang_registered", "gang_alias_added", "police_command_unified", "unified_command_ended", "municipality_command_assigned", "municipality_command_released", "assets_seized", "assets_confiscated", "assets_reinvested", "assets_released", "asset_case_opened", "municipality_command_slot_created", "wave_detected"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -849,3 +855,67 @@ class AssetsReleased(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AssetsReleased: _TypeAlias = AssetsReleased  # noqa: Y015
+
+@_typing.final
+class WaveDetected(_message.Message):
+    """WaveDetected records a violence wave: at least min_shootings shootings within window_hours
+    in one area, found in the log by the waves projection (a derived event, recorded once).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AREA_KIND_FIELD_NUMBER: _builtins.int
+    AREA_CODE_FIELD_NUMBER: _builtins.int
+    INCIDENT_IDS_FIELD_NUMBER: _builtins.int
+    MUNICIPALITY_CODES_FIELD_NUMBER: _builtins.int
+    FIRST_OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    LAST_OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    MIN_SHOOTINGS_FIELD_NUMBER: _builtins.int
+    WINDOW_HOURS_FIELD_NUMBER: _builtins.int
+    TRIGGER_POSITION_FIELD_NUMBER: _builtins.int
+    area_kind: _builtins.str
+    """area_kind is "municipality" or "police_zone": the kind of area waves are detected in."""
+    area_code: _builtins.str
+    """area_code of the municipality or police zone."""
+    min_shootings: _builtins.int
+    """min_shootings is N of the rule the wave was detected under."""
+    window_hours: _builtins.int
+    """window_hours is T of the rule the wave was detected under."""
+    trigger_position: _builtins.int
+    """trigger_position is the log position of the incident event that completed the wave."""
+    @_builtins.property
+    def incident_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """incident_ids of the shootings that formed the wave, in the order they occurred."""
+
+    @_builtins.property
+    def municipality_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """municipality_codes of those shootings (the event's tags), sorted."""
+
+    @_builtins.property
+    def first_occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """first_occurred_at is when the first of those shootings occurred."""
+
+    @_builtins.property
+    def last_occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """last_occurred_at is when the last of them occurred (also the event's occurred_at)."""
+
+    def __init__(
+        self,
+        *,
+        area_kind: _builtins.str = ...,
+        area_code: _builtins.str = ...,
+        incident_ids: _abc.Iterable[_builtins.str] | None = ...,
+        municipality_codes: _abc.Iterable[_builtins.str] | None = ...,
+        first_occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        last_occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        min_shootings: _builtins.int = ...,
+        window_hours: _builtins.int = ...,
+        trigger_position: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["first_occurred_at", b"first_occurred_at", "last_occurred_at", b"last_occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["area_code", b"area_code", "area_kind", b"area_kind", "first_occurred_at", b"first_occurred_at", "incident_ids", b"incident_ids", "last_occurred_at", b"last_occurred_at", "min_shootings", b"min_shootings", "municipality_codes", b"municipality_codes", "trigger_position", b"trigger_position", "window_hours", b"window_hours"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WaveDetected: _TypeAlias = WaveDetected  # noqa: Y015

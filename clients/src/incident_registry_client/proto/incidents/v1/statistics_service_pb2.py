@@ -23,25 +23,49 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from incident_registry_client.proto.incidents.v1 import incident_pb2 as incidents_dot_v1_dot_incident__pb2
+from incident_registry_client.proto.incidents.v1 import incident_query_service_pb2 as incidents_dot_v1_dot_incident__query__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%incidents/v1/statistics_service.proto\x12\x0cincidents.v1\"\xc6\x01\n\x18GetAreaStatisticsRequest\x12)\n\tarea_kind\x18\x01 \x01(\x0e\x32\x16.incidents.v1.AreaKind\x12\x12\n\narea_codes\x18\x02 \x03(\t\x12-\n\x0bperiod_kind\x18\x03 \x01(\x0e\x32\x18.incidents.v1.PeriodKind\x12\x13\n\x0b\x66rom_period\x18\x04 \x01(\t\x12\x11\n\tto_period\x18\x05 \x01(\t\x12\x14\n\x0cmin_position\x18\x06 \x01(\x03\"\xc7\x01\n\x14\x41reaPeriodStatistics\x12)\n\tarea_kind\x18\x01 \x01(\x0e\x32\x16.incidents.v1.AreaKind\x12\x11\n\tarea_code\x18\x02 \x01(\t\x12-\n\x0bperiod_kind\x18\x03 \x01(\x0e\x32\x18.incidents.v1.PeriodKind\x12\x0e\n\x06period\x18\x04 \x01(\t\x12\x11\n\tincidents\x18\x05 \x01(\x03\x12\x0e\n\x06killed\x18\x06 \x01(\x03\x12\x0f\n\x07injured\x18\x07 \x01(\x03\"_\n\x19GetAreaStatisticsResponse\x12\x30\n\x04rows\x18\x01 \x03(\x0b\x32\".incidents.v1.AreaPeriodStatistics\x12\x10\n\x08position\x18\x02 \x01(\x03*\\\n\x08\x41reaKind\x12\x19\n\x15\x41REA_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41REA_KIND_MUNICIPALITY\x10\x01\x12\x19\n\x15\x41REA_KIND_POLICE_ZONE\x10\x02*\x85\x01\n\nPeriodKind\x12\x1b\n\x17PERIOD_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fPERIOD_KIND_DAY\x10\x01\x12\x18\n\x14PERIOD_KIND_ISO_WEEK\x10\x02\x12\x15\n\x11PERIOD_KIND_MONTH\x10\x03\x12\x14\n\x10PERIOD_KIND_YEAR\x10\x04\x32y\n\x11StatisticsService\x12\x64\n\x11GetAreaStatistics\x12&.incidents.v1.GetAreaStatisticsRequest\x1a\'.incidents.v1.GetAreaStatisticsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%incidents/v1/statistics_service.proto\x12\x0cincidents.v1\x1a\x1bincidents/v1/incident.proto\x1a)incidents/v1/incident_query_service.proto\"\xc6\x01\n\x18GetAreaStatisticsRequest\x12)\n\tarea_kind\x18\x01 \x01(\x0e\x32\x16.incidents.v1.AreaKind\x12\x12\n\narea_codes\x18\x02 \x03(\t\x12-\n\x0bperiod_kind\x18\x03 \x01(\x0e\x32\x18.incidents.v1.PeriodKind\x12\x13\n\x0b\x66rom_period\x18\x04 \x01(\t\x12\x11\n\tto_period\x18\x05 \x01(\t\x12\x14\n\x0cmin_position\x18\x06 \x01(\x03\"\xc7\x01\n\x14\x41reaPeriodStatistics\x12)\n\tarea_kind\x18\x01 \x01(\x0e\x32\x16.incidents.v1.AreaKind\x12\x11\n\tarea_code\x18\x02 \x01(\t\x12-\n\x0bperiod_kind\x18\x03 \x01(\x0e\x32\x18.incidents.v1.PeriodKind\x12\x0e\n\x06period\x18\x04 \x01(\t\x12\x11\n\tincidents\x18\x05 \x01(\x03\x12\x0e\n\x06killed\x18\x06 \x01(\x03\x12\x0f\n\x07injured\x18\x07 \x01(\x03\"_\n\x19GetAreaStatisticsResponse\x12\x30\n\x04rows\x18\x01 \x03(\x0b\x32\".incidents.v1.AreaPeriodStatistics\x12\x10\n\x08position\x18\x02 \x01(\x03\"\xc9\x01\n\x1bGetIncidentBreakdownRequest\x12)\n\tarea_kind\x18\x01 \x01(\x0e\x32\x16.incidents.v1.AreaKind\x12\x12\n\narea_codes\x18\x02 \x03(\t\x12-\n\x0bperiod_kind\x18\x03 \x01(\x0e\x32\x18.incidents.v1.PeriodKind\x12\x13\n\x0b\x66rom_period\x18\x04 \x01(\t\x12\x11\n\tto_period\x18\x05 \x01(\t\x12\x14\n\x0cmin_position\x18\x06 \x01(\x03\"E\n\x0f\x42reakdownTotals\x12\x11\n\tincidents\x18\x01 \x01(\x03\x12\x0e\n\x06killed\x18\x02 \x01(\x03\x12\x0f\n\x07injured\x18\x03 \x01(\x03\"C\n\x0fHourWeekdayCell\x12\x0f\n\x07weekday\x18\x01 \x01(\x05\x12\x0c\n\x04hour\x18\x02 \x01(\x05\x12\x11\n\tincidents\x18\x03 \x01(\x03\"a\n\x13WeaponKindBreakdown\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.incidents.v1.WeaponKind\x12\x11\n\tincidents\x18\x02 \x01(\x03\x12\x0f\n\x07weapons\x18\x03 \x01(\x03\"s\n\x16\x41ttributionStatusShare\x12\x37\n\x06status\x18\x01 \x01(\x0e\x32\'.incidents.v1.IncidentAttributionStatus\x12\x11\n\tincidents\x18\x02 \x01(\x03\x12\r\n\x05share\x18\x03 \x01(\x01\"c\n\x13\x43onfidenceBandShare\x12*\n\x04\x62\x61nd\x18\x01 \x01(\x0e\x32\x1c.incidents.v1.ConfidenceBand\x12\x11\n\tincidents\x18\x02 \x01(\x03\x12\r\n\x05share\x18\x03 \x01(\x01\"\x8e\x01\n\rGangBreakdown\x12\x0f\n\x07gang_id\x18\x01 \x01(\t\x12\x11\n\tincidents\x18\x02 \x01(\x03\x12\x0e\n\x06killed\x18\x03 \x01(\x03\x12\x0f\n\x07injured\x18\x04 \x01(\x03\x12\x1b\n\x13suspected_incidents\x18\x05 \x01(\x03\x12\x1b\n\x13\x63onfirmed_incidents\x18\x06 \x01(\x03\"\xfa\x02\n\x1cGetIncidentBreakdownResponse\x12-\n\x06totals\x18\x01 \x01(\x0b\x32\x1d.incidents.v1.BreakdownTotals\x12\x33\n\x0chour_weekday\x18\x02 \x03(\x0b\x32\x1d.incidents.v1.HourWeekdayCell\x12\x37\n\x0cweapon_kinds\x18\x03 \x03(\x0b\x32!.incidents.v1.WeaponKindBreakdown\x12\x42\n\x14\x61ttribution_statuses\x18\x04 \x03(\x0b\x32$.incidents.v1.AttributionStatusShare\x12;\n\x10\x63onfidence_bands\x18\x05 \x03(\x0b\x32!.incidents.v1.ConfidenceBandShare\x12*\n\x05gangs\x18\x06 \x03(\x0b\x32\x1b.incidents.v1.GangBreakdown\x12\x10\n\x08position\x18\x07 \x01(\x03\"\xc4\x01\n\x16WatchStatisticsRequest\x12)\n\tarea_kind\x18\x01 \x01(\x0e\x32\x16.incidents.v1.AreaKind\x12\x12\n\narea_codes\x18\x02 \x03(\t\x12-\n\x0bperiod_kind\x18\x03 \x01(\x0e\x32\x18.incidents.v1.PeriodKind\x12\x13\n\x0b\x66rom_period\x18\x04 \x01(\t\x12\x11\n\tto_period\x18\x05 \x01(\t\x12\x14\n\x0cmin_position\x18\x06 \x01(\x03\"A\n\x0bWatchTotals\x12\x11\n\tincidents\x18\x01 \x01(\x03\x12\x0e\n\x06killed\x18\x02 \x01(\x03\x12\x0f\n\x07injured\x18\x03 \x01(\x03\"\x9a\x01\n\x17WatchStatisticsResponse\x12\x10\n\x08snapshot\x18\x01 \x01(\x08\x12\x30\n\x04rows\x18\x02 \x03(\x0b\x32\".incidents.v1.AreaPeriodStatistics\x12)\n\x06totals\x18\x03 \x01(\x0b\x32\x19.incidents.v1.WatchTotals\x12\x10\n\x08position\x18\x04 \x01(\x03*\\\n\x08\x41reaKind\x12\x19\n\x15\x41REA_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41REA_KIND_MUNICIPALITY\x10\x01\x12\x19\n\x15\x41REA_KIND_POLICE_ZONE\x10\x02*\x85\x01\n\nPeriodKind\x12\x1b\n\x17PERIOD_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fPERIOD_KIND_DAY\x10\x01\x12\x18\n\x14PERIOD_KIND_ISO_WEEK\x10\x02\x12\x15\n\x11PERIOD_KIND_MONTH\x10\x03\x12\x14\n\x10PERIOD_KIND_YEAR\x10\x04\x32\xca\x02\n\x11StatisticsService\x12\x64\n\x11GetAreaStatistics\x12&.incidents.v1.GetAreaStatisticsRequest\x1a\'.incidents.v1.GetAreaStatisticsResponse\x12m\n\x14GetIncidentBreakdown\x12).incidents.v1.GetIncidentBreakdownRequest\x1a*.incidents.v1.GetIncidentBreakdownResponse\x12`\n\x0fWatchStatistics\x12$.incidents.v1.WatchStatisticsRequest\x1a%.incidents.v1.WatchStatisticsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'incidents.v1.statistics_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AREAKIND']._serialized_start=555
-  _globals['_AREAKIND']._serialized_end=647
-  _globals['_PERIODKIND']._serialized_start=650
-  _globals['_PERIODKIND']._serialized_end=783
-  _globals['_GETAREASTATISTICSREQUEST']._serialized_start=56
-  _globals['_GETAREASTATISTICSREQUEST']._serialized_end=254
-  _globals['_AREAPERIODSTATISTICS']._serialized_start=257
-  _globals['_AREAPERIODSTATISTICS']._serialized_end=456
-  _globals['_GETAREASTATISTICSRESPONSE']._serialized_start=458
-  _globals['_GETAREASTATISTICSRESPONSE']._serialized_end=553
-  _globals['_STATISTICSSERVICE']._serialized_start=785
-  _globals['_STATISTICSSERVICE']._serialized_end=906
+  _globals['_AREAKIND']._serialized_start=2237
+  _globals['_AREAKIND']._serialized_end=2329
+  _globals['_PERIODKIND']._serialized_start=2332
+  _globals['_PERIODKIND']._serialized_end=2465
+  _globals['_GETAREASTATISTICSREQUEST']._serialized_start=128
+  _globals['_GETAREASTATISTICSREQUEST']._serialized_end=326
+  _globals['_AREAPERIODSTATISTICS']._serialized_start=329
+  _globals['_AREAPERIODSTATISTICS']._serialized_end=528
+  _globals['_GETAREASTATISTICSRESPONSE']._serialized_start=530
+  _globals['_GETAREASTATISTICSRESPONSE']._serialized_end=625
+  _globals['_GETINCIDENTBREAKDOWNREQUEST']._serialized_start=628
+  _globals['_GETINCIDENTBREAKDOWNREQUEST']._serialized_end=829
+  _globals['_BREAKDOWNTOTALS']._serialized_start=831
+  _globals['_BREAKDOWNTOTALS']._serialized_end=900
+  _globals['_HOURWEEKDAYCELL']._serialized_start=902
+  _globals['_HOURWEEKDAYCELL']._serialized_end=969
+  _globals['_WEAPONKINDBREAKDOWN']._serialized_start=971
+  _globals['_WEAPONKINDBREAKDOWN']._serialized_end=1068
+  _globals['_ATTRIBUTIONSTATUSSHARE']._serialized_start=1070
+  _globals['_ATTRIBUTIONSTATUSSHARE']._serialized_end=1185
+  _globals['_CONFIDENCEBANDSHARE']._serialized_start=1187
+  _globals['_CONFIDENCEBANDSHARE']._serialized_end=1286
+  _globals['_GANGBREAKDOWN']._serialized_start=1289
+  _globals['_GANGBREAKDOWN']._serialized_end=1431
+  _globals['_GETINCIDENTBREAKDOWNRESPONSE']._serialized_start=1434
+  _globals['_GETINCIDENTBREAKDOWNRESPONSE']._serialized_end=1812
+  _globals['_WATCHSTATISTICSREQUEST']._serialized_start=1815
+  _globals['_WATCHSTATISTICSREQUEST']._serialized_end=2011
+  _globals['_WATCHTOTALS']._serialized_start=2013
+  _globals['_WATCHTOTALS']._serialized_end=2078
+  _globals['_WATCHSTATISTICSRESPONSE']._serialized_start=2081
+  _globals['_WATCHSTATISTICSRESPONSE']._serialized_end=2235
+  _globals['_STATISTICSSERVICE']._serialized_start=2468
+  _globals['_STATISTICSSERVICE']._serialized_end=2798
 # @@protoc_insertion_point(module_scope)

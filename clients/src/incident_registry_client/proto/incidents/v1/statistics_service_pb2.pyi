@@ -9,6 +9,8 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from incident_registry_client.proto.incidents.v1 import incident_pb2 as _incident_pb2
+from incident_registry_client.proto.incidents.v1 import incident_query_service_pb2 as _incident_query_service_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -195,3 +197,421 @@ class GetAreaStatisticsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetAreaStatisticsResponse: _TypeAlias = GetAreaStatisticsResponse  # noqa: Y015
+
+@_typing.final
+class GetIncidentBreakdownRequest(_message.Message):
+    """--- GetIncidentBreakdown -------------------------------------------------------------------
+
+    GetIncidentBreakdownRequest selects incidents by area and period (or all time).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AREA_KIND_FIELD_NUMBER: _builtins.int
+    AREA_CODES_FIELD_NUMBER: _builtins.int
+    PERIOD_KIND_FIELD_NUMBER: _builtins.int
+    FROM_PERIOD_FIELD_NUMBER: _builtins.int
+    TO_PERIOD_FIELD_NUMBER: _builtins.int
+    MIN_POSITION_FIELD_NUMBER: _builtins.int
+    area_kind: Global___AreaKind.ValueType
+    """area_kind says what area_codes are; required when area_codes is not empty."""
+    period_kind: Global___PeriodKind.ValueType
+    """period_kind says what from_period and to_period are; unspecified selects all time."""
+    from_period: _builtins.str
+    """from_period is the first period selected (inclusive, e.g. "2024-W22"); open when empty."""
+    to_period: _builtins.str
+    """to_period is the last period selected (inclusive); open when empty."""
+    min_position: _builtins.int
+    """min_position waits, within the call's deadline, until the read model includes this log
+    position (e.g. the position a write returned): read-your-writes.
+    """
+    @_builtins.property
+    def area_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """area_codes limits the selection to these areas (at most 100); every area when empty."""
+
+    def __init__(
+        self,
+        *,
+        area_kind: Global___AreaKind.ValueType = ...,
+        area_codes: _abc.Iterable[_builtins.str] | None = ...,
+        period_kind: Global___PeriodKind.ValueType = ...,
+        from_period: _builtins.str = ...,
+        to_period: _builtins.str = ...,
+        min_position: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["area_codes", b"area_codes", "area_kind", b"area_kind", "from_period", b"from_period", "min_position", b"min_position", "period_kind", b"period_kind", "to_period", b"to_period"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetIncidentBreakdownRequest: _TypeAlias = GetIncidentBreakdownRequest  # noqa: Y015
+
+@_typing.final
+class BreakdownTotals(_message.Message):
+    """BreakdownTotals counts the selected incidents and their casualties."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCIDENTS_FIELD_NUMBER: _builtins.int
+    KILLED_FIELD_NUMBER: _builtins.int
+    INJURED_FIELD_NUMBER: _builtins.int
+    incidents: _builtins.int
+    """incidents selected."""
+    killed: _builtins.int
+    """killed in those incidents."""
+    injured: _builtins.int
+    """injured in those incidents."""
+    def __init__(
+        self,
+        *,
+        incidents: _builtins.int = ...,
+        killed: _builtins.int = ...,
+        injured: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["incidents", b"incidents", "injured", b"injured", "killed", b"killed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BreakdownTotals: _TypeAlias = BreakdownTotals  # noqa: Y015
+
+@_typing.final
+class HourWeekdayCell(_message.Message):
+    """HourWeekdayCell counts incidents at one local hour of one local weekday."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WEEKDAY_FIELD_NUMBER: _builtins.int
+    HOUR_FIELD_NUMBER: _builtins.int
+    INCIDENTS_FIELD_NUMBER: _builtins.int
+    weekday: _builtins.int
+    """weekday is the ISO weekday in the catalog's time zone: 1 is Monday, 7 is Sunday."""
+    hour: _builtins.int
+    """hour of the day in the catalog's time zone, 0 to 23."""
+    incidents: _builtins.int
+    """incidents that occurred in that hour of that weekday."""
+    def __init__(
+        self,
+        *,
+        weekday: _builtins.int = ...,
+        hour: _builtins.int = ...,
+        incidents: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hour", b"hour", "incidents", b"incidents", "weekday", b"weekday"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HourWeekdayCell: _TypeAlias = HourWeekdayCell  # noqa: Y015
+
+@_typing.final
+class WeaponKindBreakdown(_message.Message):
+    """WeaponKindBreakdown counts the incidents in which one kind of weapon was used."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    INCIDENTS_FIELD_NUMBER: _builtins.int
+    WEAPONS_FIELD_NUMBER: _builtins.int
+    kind: _incident_pb2.WeaponKind.ValueType
+    """kind of weapon."""
+    incidents: _builtins.int
+    """incidents in which the kind was used."""
+    weapons: _builtins.int
+    """weapons of the kind across those incidents."""
+    def __init__(
+        self,
+        *,
+        kind: _incident_pb2.WeaponKind.ValueType = ...,
+        incidents: _builtins.int = ...,
+        weapons: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["incidents", b"incidents", "kind", b"kind", "weapons", b"weapons"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WeaponKindBreakdown: _TypeAlias = WeaponKindBreakdown  # noqa: Y015
+
+@_typing.final
+class AttributionStatusShare(_message.Message):
+    """AttributionStatusShare counts the incidents with one attribution status."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    INCIDENTS_FIELD_NUMBER: _builtins.int
+    SHARE_FIELD_NUMBER: _builtins.int
+    status: _incident_query_service_pb2.IncidentAttributionStatus.ValueType
+    """status of the incidents."""
+    incidents: _builtins.int
+    """incidents with that status."""
+    share: _builtins.float
+    """share of all selected incidents, from 0 to 1 (0 when none are selected)."""
+    def __init__(
+        self,
+        *,
+        status: _incident_query_service_pb2.IncidentAttributionStatus.ValueType = ...,
+        incidents: _builtins.int = ...,
+        share: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["incidents", b"incidents", "share", b"share", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttributionStatusShare: _TypeAlias = AttributionStatusShare  # noqa: Y015
+
+@_typing.final
+class ConfidenceBandShare(_message.Message):
+    """ConfidenceBandShare counts the attributed incidents whose strongest attribution (highest
+    confidence) falls in one band.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BAND_FIELD_NUMBER: _builtins.int
+    INCIDENTS_FIELD_NUMBER: _builtins.int
+    SHARE_FIELD_NUMBER: _builtins.int
+    band: _incident_query_service_pb2.ConfidenceBand.ValueType
+    """band of the strongest attribution."""
+    incidents: _builtins.int
+    """incidents in that band."""
+    share: _builtins.float
+    """share of all selected incidents (attributed or not), from 0 to 1."""
+    def __init__(
+        self,
+        *,
+        band: _incident_query_service_pb2.ConfidenceBand.ValueType = ...,
+        incidents: _builtins.int = ...,
+        share: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["band", b"band", "incidents", b"incidents", "share", b"share"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfidenceBandShare: _TypeAlias = ConfidenceBandShare  # noqa: Y015
+
+@_typing.final
+class GangBreakdown(_message.Message):
+    """GangBreakdown counts the selected incidents currently attributed to one gang."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GANG_ID_FIELD_NUMBER: _builtins.int
+    INCIDENTS_FIELD_NUMBER: _builtins.int
+    KILLED_FIELD_NUMBER: _builtins.int
+    INJURED_FIELD_NUMBER: _builtins.int
+    SUSPECTED_INCIDENTS_FIELD_NUMBER: _builtins.int
+    CONFIRMED_INCIDENTS_FIELD_NUMBER: _builtins.int
+    gang_id: _builtins.str
+    """gang_id of the gang."""
+    incidents: _builtins.int
+    """incidents attributed to the gang."""
+    killed: _builtins.int
+    """killed in those incidents."""
+    injured: _builtins.int
+    """injured in those incidents."""
+    suspected_incidents: _builtins.int
+    """suspected_incidents are those attributed to the gang as suspected."""
+    confirmed_incidents: _builtins.int
+    """confirmed_incidents are those attributed to the gang as confirmed."""
+    def __init__(
+        self,
+        *,
+        gang_id: _builtins.str = ...,
+        incidents: _builtins.int = ...,
+        killed: _builtins.int = ...,
+        injured: _builtins.int = ...,
+        suspected_incidents: _builtins.int = ...,
+        confirmed_incidents: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["confirmed_incidents", b"confirmed_incidents", "gang_id", b"gang_id", "incidents", b"incidents", "injured", b"injured", "killed", b"killed", "suspected_incidents", b"suspected_incidents"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GangBreakdown: _TypeAlias = GangBreakdown  # noqa: Y015
+
+@_typing.final
+class GetIncidentBreakdownResponse(_message.Message):
+    """GetIncidentBreakdownResponse describes the selected incidents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTALS_FIELD_NUMBER: _builtins.int
+    HOUR_WEEKDAY_FIELD_NUMBER: _builtins.int
+    WEAPON_KINDS_FIELD_NUMBER: _builtins.int
+    ATTRIBUTION_STATUSES_FIELD_NUMBER: _builtins.int
+    CONFIDENCE_BANDS_FIELD_NUMBER: _builtins.int
+    GANGS_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
+    position: _builtins.int
+    """position is the log position the breakdown reflects."""
+    @_builtins.property
+    def totals(self) -> Global___BreakdownTotals:
+        """totals of the selection."""
+
+    @_builtins.property
+    def hour_weekday(self) -> _containers.RepeatedCompositeFieldContainer[Global___HourWeekdayCell]:
+        """hour_weekday has all 168 cells, ordered by weekday, then hour."""
+
+    @_builtins.property
+    def weapon_kinds(self) -> _containers.RepeatedCompositeFieldContainer[Global___WeaponKindBreakdown]:
+        """weapon_kinds has every kind of weapon, in the enum's order."""
+
+    @_builtins.property
+    def attribution_statuses(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttributionStatusShare]:
+        """attribution_statuses has unattributed, suspected and confirmed, in that order."""
+
+    @_builtins.property
+    def confidence_bands(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConfidenceBandShare]:
+        """confidence_bands has low, medium and high, in that order (unattributed incidents are in
+        none of them).
+        """
+
+    @_builtins.property
+    def gangs(self) -> _containers.RepeatedCompositeFieldContainer[Global___GangBreakdown]:
+        """gangs ordered by incidents (most first), then gang id; gangs without incidents are left out."""
+
+    def __init__(
+        self,
+        *,
+        totals: Global___BreakdownTotals | None = ...,
+        hour_weekday: _abc.Iterable[Global___HourWeekdayCell] | None = ...,
+        weapon_kinds: _abc.Iterable[Global___WeaponKindBreakdown] | None = ...,
+        attribution_statuses: _abc.Iterable[Global___AttributionStatusShare] | None = ...,
+        confidence_bands: _abc.Iterable[Global___ConfidenceBandShare] | None = ...,
+        gangs: _abc.Iterable[Global___GangBreakdown] | None = ...,
+        position: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["totals", b"totals"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attribution_statuses", b"attribution_statuses", "confidence_bands", b"confidence_bands", "gangs", b"gangs", "hour_weekday", b"hour_weekday", "position", b"position", "totals", b"totals", "weapon_kinds", b"weapon_kinds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetIncidentBreakdownResponse: _TypeAlias = GetIncidentBreakdownResponse  # noqa: Y015
+
+@_typing.final
+class WatchStatisticsRequest(_message.Message):
+    """WatchStatisticsRequest selects the rows to watch, as GetAreaStatisticsRequest does."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AREA_KIND_FIELD_NUMBER: _builtins.int
+    AREA_CODES_FIELD_NUMBER: _builtins.int
+    PERIOD_KIND_FIELD_NUMBER: _builtins.int
+    FROM_PERIOD_FIELD_NUMBER: _builtins.int
+    TO_PERIOD_FIELD_NUMBER: _builtins.int
+    MIN_POSITION_FIELD_NUMBER: _builtins.int
+    area_kind: Global___AreaKind.ValueType
+    """area_kind groups the rows."""
+    period_kind: Global___PeriodKind.ValueType
+    """period_kind groups the rows."""
+    from_period: _builtins.str
+    """from_period is the first period watched (inclusive); open when empty."""
+    to_period: _builtins.str
+    """to_period is the last period watched (inclusive); open when empty."""
+    min_position: _builtins.int
+    """min_position: the first snapshot includes at least this log position (read-your-writes)."""
+    @_builtins.property
+    def area_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """area_codes limits the rows to these areas; all areas when empty."""
+
+    def __init__(
+        self,
+        *,
+        area_kind: Global___AreaKind.ValueType = ...,
+        area_codes: _abc.Iterable[_builtins.str] | None = ...,
+        period_kind: Global___PeriodKind.ValueType = ...,
+        from_period: _builtins.str = ...,
+        to_period: _builtins.str = ...,
+        min_position: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["area_codes", b"area_codes", "area_kind", b"area_kind", "from_period", b"from_period", "min_position", b"min_position", "period_kind", b"period_kind", "to_period", b"to_period"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchStatisticsRequest: _TypeAlias = WatchStatisticsRequest  # noqa: Y015
+
+@_typing.final
+class WatchTotals(_message.Message):
+    """WatchTotals sums the watched rows."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCIDENTS_FIELD_NUMBER: _builtins.int
+    KILLED_FIELD_NUMBER: _builtins.int
+    INJURED_FIELD_NUMBER: _builtins.int
+    incidents: _builtins.int
+    """incidents in the selection."""
+    killed: _builtins.int
+    """killed in those incidents."""
+    injured: _builtins.int
+    """injured in those incidents."""
+    def __init__(
+        self,
+        *,
+        incidents: _builtins.int = ...,
+        killed: _builtins.int = ...,
+        injured: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["incidents", b"incidents", "injured", b"injured", "killed", b"killed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchTotals: _TypeAlias = WatchTotals  # noqa: Y015
+
+@_typing.final
+class WatchStatisticsResponse(_message.Message):
+    """WatchStatisticsResponse is a snapshot of the selection, or a change to it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SNAPSHOT_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    TOTALS_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
+    snapshot: _builtins.bool
+    """snapshot is true on the first message of the stream: rows then hold every row."""
+    position: _builtins.int
+    """position is the log position the statistics reflect."""
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___AreaPeriodStatistics]:
+        """rows: on a snapshot every row of the selection (ordered by area code, then period); on a
+        change only the rows that changed, with their new counts — a row whose incidents fell to 0
+        (a correction moved its only incident away) is sent with zeros, to be removed.
+        """
+
+    @_builtins.property
+    def totals(self) -> Global___WatchTotals:
+        """totals of the whole selection after this message."""
+
+    def __init__(
+        self,
+        *,
+        snapshot: _builtins.bool = ...,
+        rows: _abc.Iterable[Global___AreaPeriodStatistics] | None = ...,
+        totals: Global___WatchTotals | None = ...,
+        position: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["totals", b"totals"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["position", b"position", "rows", b"rows", "snapshot", b"snapshot", "totals", b"totals"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchStatisticsResponse: _TypeAlias = WatchStatisticsResponse  # noqa: Y015

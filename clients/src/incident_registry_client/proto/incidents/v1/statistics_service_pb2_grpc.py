@@ -41,6 +41,16 @@ class StatisticsServiceStub:
                 request_serializer=incidents_dot_v1_dot_statistics__service__pb2.GetAreaStatisticsRequest.SerializeToString,
                 response_deserializer=incidents_dot_v1_dot_statistics__service__pb2.GetAreaStatisticsResponse.FromString,
                 _registered_method=True)
+        self.GetIncidentBreakdown = channel.unary_unary(
+                '/incidents.v1.StatisticsService/GetIncidentBreakdown',
+                request_serializer=incidents_dot_v1_dot_statistics__service__pb2.GetIncidentBreakdownRequest.SerializeToString,
+                response_deserializer=incidents_dot_v1_dot_statistics__service__pb2.GetIncidentBreakdownResponse.FromString,
+                _registered_method=True)
+        self.WatchStatistics = channel.unary_stream(
+                '/incidents.v1.StatisticsService/WatchStatistics',
+                request_serializer=incidents_dot_v1_dot_statistics__service__pb2.WatchStatisticsRequest.SerializeToString,
+                response_deserializer=incidents_dot_v1_dot_statistics__service__pb2.WatchStatisticsResponse.FromString,
+                _registered_method=True)
 
 
 class StatisticsServiceServicer:
@@ -54,6 +64,24 @@ class StatisticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetIncidentBreakdown(self, request, context):
+        """GetIncidentBreakdown returns totals, the hour-of-day by weekday matrix, weapon kinds,
+        attribution shares and per-gang counts of a selection of incidents (incidents read model).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchStatistics(self, request, context):
+        """WatchStatistics streams a dashboard of area statistics: a snapshot of the selection, then
+        each change as the statistics projection applies new events. It ends with UNAVAILABLE when
+        the server shuts down (reconnect to get a fresh snapshot) and FAILED_PRECONDITION when the
+        projection stops.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StatisticsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -61,6 +89,16 @@ def add_StatisticsServiceServicer_to_server(servicer, server):
                     servicer.GetAreaStatistics,
                     request_deserializer=incidents_dot_v1_dot_statistics__service__pb2.GetAreaStatisticsRequest.FromString,
                     response_serializer=incidents_dot_v1_dot_statistics__service__pb2.GetAreaStatisticsResponse.SerializeToString,
+            ),
+            'GetIncidentBreakdown': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIncidentBreakdown,
+                    request_deserializer=incidents_dot_v1_dot_statistics__service__pb2.GetIncidentBreakdownRequest.FromString,
+                    response_serializer=incidents_dot_v1_dot_statistics__service__pb2.GetIncidentBreakdownResponse.SerializeToString,
+            ),
+            'WatchStatistics': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchStatistics,
+                    request_deserializer=incidents_dot_v1_dot_statistics__service__pb2.WatchStatisticsRequest.FromString,
+                    response_serializer=incidents_dot_v1_dot_statistics__service__pb2.WatchStatisticsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -91,6 +129,60 @@ class StatisticsService:
             '/incidents.v1.StatisticsService/GetAreaStatistics',
             incidents_dot_v1_dot_statistics__service__pb2.GetAreaStatisticsRequest.SerializeToString,
             incidents_dot_v1_dot_statistics__service__pb2.GetAreaStatisticsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIncidentBreakdown(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/incidents.v1.StatisticsService/GetIncidentBreakdown',
+            incidents_dot_v1_dot_statistics__service__pb2.GetIncidentBreakdownRequest.SerializeToString,
+            incidents_dot_v1_dot_statistics__service__pb2.GetIncidentBreakdownResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchStatistics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/incidents.v1.StatisticsService/WatchStatistics',
+            incidents_dot_v1_dot_statistics__service__pb2.WatchStatisticsRequest.SerializeToString,
+            incidents_dot_v1_dot_statistics__service__pb2.WatchStatisticsResponse.FromString,
             options,
             channel_credentials,
             insecure,

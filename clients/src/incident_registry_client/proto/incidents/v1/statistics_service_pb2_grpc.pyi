@@ -36,6 +36,16 @@ class StatisticsServiceStub:
     def __new__(cls, channel: _aio.Channel) -> StatisticsServiceAsyncStub: ...
     GetAreaStatistics: _grpc.UnaryUnaryMultiCallable[_statistics_service_pb2.GetAreaStatisticsRequest, _statistics_service_pb2.GetAreaStatisticsResponse]
     """GetAreaStatistics returns incidents, killed and injured by area and period."""
+    GetIncidentBreakdown: _grpc.UnaryUnaryMultiCallable[_statistics_service_pb2.GetIncidentBreakdownRequest, _statistics_service_pb2.GetIncidentBreakdownResponse]
+    """GetIncidentBreakdown returns totals, the hour-of-day by weekday matrix, weapon kinds,
+    attribution shares and per-gang counts of a selection of incidents (incidents read model).
+    """
+    WatchStatistics: _grpc.UnaryStreamMultiCallable[_statistics_service_pb2.WatchStatisticsRequest, _statistics_service_pb2.WatchStatisticsResponse]
+    """WatchStatistics streams a dashboard of area statistics: a snapshot of the selection, then
+    each change as the statistics projection applies new events. It ends with UNAVAILABLE when
+    the server shuts down (reconnect to get a fresh snapshot) and FAILED_PRECONDITION when the
+    projection stops.
+    """
 
 @_typing.type_check_only
 class StatisticsServiceAsyncStub(StatisticsServiceStub):
@@ -44,6 +54,16 @@ class StatisticsServiceAsyncStub(StatisticsServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetAreaStatistics: _aio.UnaryUnaryMultiCallable[_statistics_service_pb2.GetAreaStatisticsRequest, _statistics_service_pb2.GetAreaStatisticsResponse]  # type: ignore[assignment]
     """GetAreaStatistics returns incidents, killed and injured by area and period."""
+    GetIncidentBreakdown: _aio.UnaryUnaryMultiCallable[_statistics_service_pb2.GetIncidentBreakdownRequest, _statistics_service_pb2.GetIncidentBreakdownResponse]  # type: ignore[assignment]
+    """GetIncidentBreakdown returns totals, the hour-of-day by weekday matrix, weapon kinds,
+    attribution shares and per-gang counts of a selection of incidents (incidents read model).
+    """
+    WatchStatistics: _aio.UnaryStreamMultiCallable[_statistics_service_pb2.WatchStatisticsRequest, _statistics_service_pb2.WatchStatisticsResponse]  # type: ignore[assignment]
+    """WatchStatistics streams a dashboard of area statistics: a snapshot of the selection, then
+    each change as the statistics projection applies new events. It ends with UNAVAILABLE when
+    the server shuts down (reconnect to get a fresh snapshot) and FAILED_PRECONDITION when the
+    projection stops.
+    """
 
 class StatisticsServiceServicer(metaclass=_abc_1.ABCMeta):
     """StatisticsService serves statistics read models built from the log."""
@@ -55,5 +75,27 @@ class StatisticsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_statistics_service_pb2.GetAreaStatisticsResponse, _abc.Awaitable[_statistics_service_pb2.GetAreaStatisticsResponse]]:
         """GetAreaStatistics returns incidents, killed and injured by area and period."""
+
+    @_abc_1.abstractmethod
+    def GetIncidentBreakdown(
+        self,
+        request: _statistics_service_pb2.GetIncidentBreakdownRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_statistics_service_pb2.GetIncidentBreakdownResponse, _abc.Awaitable[_statistics_service_pb2.GetIncidentBreakdownResponse]]:
+        """GetIncidentBreakdown returns totals, the hour-of-day by weekday matrix, weapon kinds,
+        attribution shares and per-gang counts of a selection of incidents (incidents read model).
+        """
+
+    @_abc_1.abstractmethod
+    def WatchStatistics(
+        self,
+        request: _statistics_service_pb2.WatchStatisticsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_statistics_service_pb2.WatchStatisticsResponse], _abc.AsyncIterator[_statistics_service_pb2.WatchStatisticsResponse]]:
+        """WatchStatistics streams a dashboard of area statistics: a snapshot of the selection, then
+        each change as the statistics projection applies new events. It ends with UNAVAILABLE when
+        the server shuts down (reconnect to get a fresh snapshot) and FAILED_PRECONDITION when the
+        projection stops.
+        """
 
 def add_StatisticsServiceServicer_to_server(servicer: StatisticsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
