@@ -21,8 +21,12 @@ from incident_registry_client.proto.incidents.v1 import (
 from incident_registry_client.proto.incidents.v1 import projection_admin_service_pb2 as apb
 from incident_registry_client.proto.incidents.v1 import statistics_service_pb2 as spb
 
+from projections.assembly import projection_list
 from projections.statistics_model import StatisticsProjection, query_statistics
+from projections.store import store_for
+from service.app.registry import Registry
 from service.areas import load_catalog
+from service.domain.wave import WaveRule
 from service.store.base import EventStoreBackend
 from service.store.postgres import PostgresEventStore
 from service.store.sqlite import SQLiteEventStore
@@ -30,7 +34,7 @@ from service.store.transcoding import registry_mapper
 from tests.e2e.test_server_process import ROOT, free_port, wait_serving
 from tests.support import builders as b
 from tests.support.postgres import fresh_schema
-from tests.support.projections import rebuild
+from tests.support.projections import dump_models, rebuild, rebuild_all
 
 StoreOpener = Callable[[], EventStoreBackend]
 
@@ -145,13 +149,26 @@ def test_a_worker_killed_mid_load_resumes_without_double_counting(tmp_path, stor
             for thread in writers:
                 thread.join()
             served = _rows(statistics, last[0])
+            admin = projection_admin_service_pb2_grpc.ProjectionAdminServiceStub(channel)
+            _wait_all_caught_up(admin)
         # Every report counts once (the log also holds derived events, e.g. waves).
         assert sum(row[2] for row in served) == acknowledged[0]
         store = open_store()
+        registry = Registry(store, load_catalog("brussels"), wave_rule=WaveRule())
         try:
             assert served == _rebuilt(store, tmp_path / "rebuilt.sqlite")
+            # Every read model, not only the statistics, equals a clean rebuild.
+            head = store.head()
+            live_store = store_for(store, tmp_path / "projections.sqlite")
+            try:
+                live = dump_models(live_store, projection_list(registry))
+            finally:
+                live_store.close()
+            assert live["incidents"]["proj_incidents"], "the incidents model is filled"
+            assert live == rebuild_all(registry, tmp_path / "rebuilt-all.sqlite")
+            assert store.head() == head  # the rebuild recorded no second wave
         finally:
-            store.close()
+            registry.close()
     finally:
         for process in (worker, server):
             process.send_signal(signal.SIGTERM)
@@ -215,6 +232,16 @@ def test_operations_through_a_server_steer_the_worker(tmp_path, store_env):
                 process.kill()
     assert worker.returncode == 0
     assert server.returncode == 0
+
+
+def _wait_all_caught_up(admin, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        listed = admin.ListProjections(apb.ListProjectionsRequest(), timeout=10).projections
+        if all(p.lag_events == 0 and p.position == p.head for p in listed):
+            return
+        assert time.monotonic() < deadline, [(p.name, p.position, p.head) for p in listed]
+        time.sleep(0.1)
 
 
 def _info(admin) -> apb.ProjectionInfo:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+from projections.assembly import projection_list
 from projections.base import Projection
 from projections.runner import ProjectionRunner
 from projections.statistics import AREA_KINDS, PERIOD_KINDS
 from projections.statistics_model import query_statistics
 from projections.store import ViewStore, sqlite_store
 from service.app.head_watcher import HeadWatcher
+from service.app.registry import Registry
 from service.store.base import EventStoreBackend
 from service.store.transcoding import RegistryMapper
 
@@ -69,3 +72,33 @@ def statistics_table(store: ViewStore) -> StatisticsTable:
             for area_kind in AREA_KINDS
             for period_kind in PERIOD_KINDS
         }
+
+
+ModelDump = dict[str, dict[str, list[tuple[Any, ...]]]]
+
+
+def dump_models(store: ViewStore, projections: list[Projection]) -> ModelDump:
+    """Every row of every projection's tables, sorted: two equal dumps are equal models."""
+    with store.transaction(write=False) as tx:
+        return {
+            projection.name: {
+                table: sorted(
+                    (tuple(row) for row in tx.fetchall(f"SELECT * FROM {table}")),
+                    key=repr,
+                )
+                for table in projection.tables
+            }
+            for projection in projections
+        }
+
+
+def rebuild_all(registry: Registry, path: Path) -> ModelDump:
+    """Rebuild every projection of `registry` from its whole log into a fresh SQLite file."""
+    store = sqlite_store(path)
+    try:
+        projections = projection_list(registry)
+        for projection in projections:
+            run_to_head(runner_for(registry.backend, registry.mapper, store, projection))
+        return dump_models(store, projections)
+    finally:
+        store.close()
