@@ -37,6 +37,7 @@ from service.app.commands import ReportShooting
 from service.app.registry import Registry
 from service.app.results import WriteContext
 from service.areas import AreaCatalog, load_catalog
+from service.config import Settings
 from service.domain.values import TimePrecision, Weapon, WeaponKind
 from service.store.sqlite import SQLiteEventStore
 
@@ -158,7 +159,8 @@ async def _drive(
 ) -> LagResult:
     catalog = load_catalog("brussels")
     backend = SQLiteEventStore(workdir / "live.sqlite", synchronous=SQLITE_SYNCHRONOUS)
-    registry = Registry(backend, catalog)
+    # The server's defaults, violence-wave detection included.
+    registry = Registry(backend, catalog, wave_rule=Settings().wave_rule)
     projections = build_projections(registry, sqlite_store(workdir / "live-projections.sqlite"))
     runner = projections.runner("statistics")
     try:

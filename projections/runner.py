@@ -26,6 +26,8 @@ log = structlog.get_logger(__name__)
 
 RETRY_SECONDS = 1.0
 """Pause after a database could not be reached, before trying again."""
+PERSIST_EMPTY_SECONDS = 0.5
+"""How often a position moved only over events the projection does not read is written."""
 
 
 class ProjectionRunner:
@@ -66,6 +68,8 @@ class ProjectionRunner:
         self._nudged: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self.closing = False
+        self._persisted: int | None = None  # the tracked position as last read or written
+        self._persisted_at = 0.0
         self.position = 0
         self.start_position = 0
         self.status = RUNNING
@@ -95,7 +99,7 @@ class ProjectionRunner:
         """Re-read the tracked state now, so that this process sees an operator's change."""
         loop = asyncio.get_running_loop()
         state = await loop.run_in_executor(self._executor, self.store.state, self.name)
-        await self._observe(state)
+        await self._adopt(state, loop)
         self.nudge()
 
     def nudge(self) -> None:
@@ -156,15 +160,18 @@ class ProjectionRunner:
                 log.warning("projection_state_unavailable", projection=self.name, error=str(err))
                 await self._idle(RETRY_SECONDS)
                 continue
-            await self._observe(state)
+            await self._adopt(state, loop)
             if not self.applying or state.status != RUNNING:
                 await self._idle(self._control_interval if self.applying else self._poll_interval)
                 continue
-            await self._step(loop, state.position)
+            await self._step(loop, self.position)
 
     async def _step(self, loop: asyncio.AbstractEventLoop, after: int) -> None:
+        persisted = after if self._persisted is None else self._persisted
         try:
-            position, head = await loop.run_in_executor(self._executor, self.process_page, after)
+            position, head, wrote = await loop.run_in_executor(
+                self._executor, self._apply_page, after, persisted
+            )
         except (BackendUnavailableError, ViewUnavailableError) as err:
             log.warning("projection_batch_failed", projection=self.name, error=str(err))
             await self._idle(RETRY_SECONDS)
@@ -181,9 +188,35 @@ class ProjectionRunner:
             await self._set(after, FAULTED, error)
             await self._idle(self._control_interval)
             return
+        if wrote:
+            self._persisted, self._persisted_at = position, loop.time()
         await self._set(position, RUNNING, "")
         if position >= head:
+            await self._persist_idle_position(loop)
             await self._wait_for_log(position)
+
+    async def _persist_idle_position(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Write a position reached over pages without events of ours, now and then.
+
+        Skipping those writes keeps projections that read rare event types from taking the
+        view store's write lock on every commit; reads here wait on the in-memory position.
+        """
+        persisted = self._persisted
+        if persisted is None or self.position <= persisted:
+            return
+        if loop.time() - self._persisted_at < PERSIST_EMPTY_SECONDS:
+            return
+        try:
+            await loop.run_in_executor(
+                self._executor, self._write_position, persisted, self.position
+            )
+        except (ProjectionConflictError, ViewUnavailableError):
+            return  # re-read on the next round
+        self._persisted, self._persisted_at = self.position, loop.time()
+
+    def _write_position(self, previous: int, position: int) -> None:
+        with self.store.transaction() as tx:
+            tx.advance(self.name, previous=previous, position=position)
 
     async def _wait_for_log(self, position: int) -> None:
         assert self._nudged is not None
@@ -203,9 +236,16 @@ class ProjectionRunner:
                 await self._nudged.wait()
         self._nudged.clear()
 
-    async def _observe(self, state: ProjectionState) -> None:
+    async def _adopt(self, state: ProjectionState, loop: asyncio.AbstractEventLoop) -> None:
+        """Take the tracked state; keep a position moved past events that are not ours."""
+        position = state.position
+        if not self.applying or state.position != self._persisted:
+            # First read, an operator's reset, or another worker: the tracked state rules.
+            self._persisted, self._persisted_at = state.position, loop.time()
+        else:
+            position = max(self.position, state.position)  # see _persist_idle_position
         self.start_position = state.start_position
-        await self._set(state.position, state.status, state.error)
+        await self._set(position, state.status, state.error)
 
     async def _set(self, position: int, status: str, error: str) -> None:
         if self._progress is None:  # not started: nobody waits
@@ -216,16 +256,31 @@ class ProjectionRunner:
             self._progress.notify_all()
 
     def process_page(self, after: int) -> tuple[int, int]:
-        """Apply the next page of relevant events after `after`; return (new position, head)."""
+        """Apply the next page of relevant events after `after`; return (new position, head).
+
+        The tracked position is written with the page, even when it holds no event of ours.
+        """
+        reached, head, _ = self._apply_page(after, after, write_empty=True)
+        return reached, head
+
+    def _apply_page(
+        self, after: int, persisted: int, *, write_empty: bool = False
+    ) -> tuple[int, int, bool]:
+        """Apply the page after `after`, moving the tracked position from `persisted`.
+
+        Returns (position reached, head, whether the tracked position was written).
+        """
         page = self._backend.read_page(after=after, limit=self._page_size, topics=self._topics)
         notifications = page.notifications
         # A short page holds every relevant event up to the head: the rest is not ours.
         full = len(notifications) == self._page_size
         reached = notifications[-1].id if full else page.head
         if reached <= after:
-            return after, page.head
+            return after, page.head, False
+        if not notifications and not write_empty:
+            return reached, page.head, False
         batch = [Recorded.stored(notification, self._mapper) for notification in notifications]
         with self.store.transaction() as tx:
-            tx.advance(self.name, previous=after, position=reached)
+            tx.advance(self.name, previous=persisted, position=reached)
             self.projection.apply(tx, batch)
-        return reached, page.head
+        return reached, page.head, True

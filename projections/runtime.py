@@ -110,18 +110,21 @@ class Projections:
         for name in sorted(self.runners):
             runner = self.runners[name]
             state = self.store.state(name)
-            behind = max(0, head - state.position)
+            # A runner applying here may be past the tracked position over events that are
+            # not its own (written lazily).
+            position = max(state.position, runner.position) if runner.applying else state.position
+            behind = max(0, head - position)
             result.append(
                 ProjectionStatus(
                     name=name,
                     description=runner.projection.describe(),
                     status=state.status,
                     error=state.error,
-                    position=state.position,
+                    position=position,
                     start_position=state.start_position,
                     head=head,
                     lag_events=behind,
-                    lag_seconds=self._lag_seconds(state.position) if behind else 0.0,
+                    lag_seconds=self._lag_seconds(position) if behind else 0.0,
                     applied_here=runner.applying,
                     updated_at=datetime.fromisoformat(state.updated_at),
                 )
