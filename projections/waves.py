@@ -76,7 +76,10 @@ class Wave:
 
 @dataclass(frozen=True)
 class Detection:
-    """A new wave: the incidents that formed it (in time order) and the event that completed it."""
+    """A new wave: the incidents that formed it (in time order) and the event that completed it.
+
+    The trigger is that incident event: its stream (one of the incidents), version and position.
+    """
 
     wave_id: UUID
     area_code: str
@@ -84,6 +87,8 @@ class Detection:
     municipality_codes: tuple[str, ...]
     first_at: int
     last_at: int
+    trigger_incident_id: UUID
+    trigger_version: int
     trigger_position: int
 
 
@@ -125,10 +130,15 @@ class WaveBook:
     # --- events ---------------------------------------------------------------------------
 
     def apply(
-        self, incident_id: UUID, event_type: str, fields: Mapping[str, Any], position: int
+        self,
+        incident_id: UUID,
+        event_type: str,
+        fields: Mapping[str, Any],
+        position: int,
+        version: int,
     ) -> list[Detection]:
-        """Fold one incident event (at log `position`), given its attributes (decoded, or a
-        stored payload); return the waves it completed."""
+        """Fold one incident event (at log `position`, stream `version`), given its attributes
+        (decoded, or a stored payload); return the waves it completed."""
         by_zone = self.rule.area_kind == "police_zone"
         if event_type == "ShootingReported":
             return self.update(
@@ -137,6 +147,7 @@ class WaveBook:
                 at=micros(_time(fields["occurred_at"])),
                 municipality=fields["municipality_code"],
                 position=position,
+                version=version,
             )
         before = self.fact(incident_id)
         if event_type != "IncidentAmended" or before is None:
@@ -150,7 +161,12 @@ class WaveBook:
         corrected = corrections.get("occurred_at")
         at = micros(_time(corrected)) if corrected is not None else before.at
         return self.update(
-            incident_id, area=area, at=at, municipality=municipality, position=position
+            incident_id,
+            area=area,
+            at=at,
+            municipality=municipality,
+            position=position,
+            version=version,
         )
 
     def preload(self, incident_ids: Iterable[UUID], *, new: Iterable[UUID] = ()) -> None:
@@ -184,9 +200,17 @@ class WaveBook:
     # --- the rule -------------------------------------------------------------------------
 
     def update(
-        self, incident_id: UUID, *, area: str, at: int, municipality: str, position: int
+        self,
+        incident_id: UUID,
+        *,
+        area: str,
+        at: int,
+        municipality: str,
+        position: int,
+        version: int,
     ) -> list[Detection]:
-        """Give an incident new facts (reported or amended at `position`); apply the rule."""
+        """Give an incident new facts (reported or amended by its event at `version`, log
+        `position`); apply the rule."""
         fact = self.fact(incident_id)
         changed_wave: Wave | None = None
         if fact is None:
@@ -209,7 +233,7 @@ class WaveBook:
             if changed_wave is not None:
                 self._join(changed_wave, incident_id)
             else:
-                detection = self._detect(incident_id, fact, position)
+                detection = self._detect(incident_id, fact, (position, version))
                 if detection is not None:
                     detections.append(detection)
                     changed_wave = self.waves[detection.wave_id]
@@ -262,7 +286,7 @@ class WaveBook:
                 found.append((fact.at, str(incident_id), incident_id))
         return sorted(found)
 
-    def _detect(self, incident_id: UUID, fact: Fact, position: int) -> Detection | None:
+    def _detect(self, incident_id: UUID, fact: Fact, trigger: tuple[int, int]) -> Detection | None:
         """A new wave holding the incident, from the earliest window of T hours with N free."""
         free = self._free(fact.area, fact.at - self._window, fact.at + self._window)
         for start, _, _ in free:
@@ -270,21 +294,29 @@ class WaveBook:
                 break
             window = [item for item in free if start <= item[0] <= start + self._window]
             if len(window) >= self.rule.min_shootings:
-                return self._found(incident_id, fact.area, window, position)
+                return self._found(incident_id, fact.area, window, trigger)
         return None
 
     def _found(
-        self, trigger: UUID, area: str, window: list[tuple[int, str, UUID]], position: int
+        self,
+        trigger: UUID,
+        area: str,
+        window: list[tuple[int, str, UUID]],
+        event: tuple[int, int],
     ) -> Detection:
+        """A new wave of the incidents in `window`, completed by `trigger`'s event at
+        (position, version)."""
         ids = tuple(incident_id for _, _, incident_id in window)
         assert trigger in ids
+        position, version = event
         new_id = wave_id(
             area_kind=self.rule.area_kind,
             area_code=area,
             incident_ids=ids,
             min_shootings=self.rule.min_shootings,
             window_hours=self.rule.window_hours,
-            trigger_position=position,
+            trigger_stream_id=trigger,
+            trigger_version=version,
         )
         wave = Wave(new_id, area)
         self.waves[new_id] = wave
@@ -298,6 +330,8 @@ class WaveBook:
             municipality_codes=tuple(sorted({self.facts[i].municipality for i in ids})),
             first_at=window[0][0],
             last_at=window[-1][0],
+            trigger_incident_id=trigger,
+            trigger_version=version,
             trigger_position=position,
         )
 

@@ -127,7 +127,13 @@ class WavesProjection(Projection):
             # The stored payload has the few fields needed, without decoding the whole event.
             fields = recorded.payload() or vars(recorded.event)
             detections.extend(
-                book.apply(recorded.originator_id, recorded.event_type, fields, recorded.position)
+                book.apply(
+                    recorded.originator_id,
+                    recorded.event_type,
+                    fields,
+                    recorded.position,
+                    recorded.originator_version,
+                )
             )
         # Recorded before the batch commits: if the commit never happens, the batch is applied
         # again, finds the same waves and gets the same results back.
@@ -161,6 +167,8 @@ class WavesProjection(Projection):
             last_occurred_at=moment(detection.last_at),
             min_shootings=self._rule.min_shootings,
             window_hours=self._rule.window_hours,
+            trigger_incident_id=detection.trigger_incident_id,
+            trigger_version=detection.trigger_version,
             trigger_position=detection.trigger_position,
         )
 

@@ -10,6 +10,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from service.domain.errors import (
     ConcurrentModificationError,
+    ImportConflictError,
     InvalidArgumentError,
     NotCaughtUpError,
     NotFoundError,
@@ -95,6 +96,24 @@ def _concurrent(err: RegistryError) -> list[object]:
     ]
 
 
+def _import_conflict(err: RegistryError) -> list[object]:
+    assert isinstance(err, ImportConflictError)
+    return [
+        error_details_pb2.ErrorInfo(
+            reason="IMPORT_CONFLICT",
+            domain=DOMAIN,
+            metadata={
+                "index": str(conflict.index),
+                "stream_id": conflict.stream_id,
+                "stream_version": str(conflict.stream_version),
+                "existing_position": str(conflict.position),
+                "conflicts": str(err.total),
+            },
+        )
+        for conflict in err.conflicts
+    ]
+
+
 def _out_of_range(err: RegistryError) -> list[object]:
     assert isinstance(err, OutOfRangeError)
     return [
@@ -122,6 +141,7 @@ ERROR_TABLE: dict[
     RuleViolatedError: (grpc.StatusCode.FAILED_PRECONDITION, _precondition),
     VersionConflictError: (grpc.StatusCode.ABORTED, _version_conflict),
     ConcurrentModificationError: (grpc.StatusCode.ABORTED, _concurrent),
+    ImportConflictError: (grpc.StatusCode.ABORTED, _import_conflict),
     RequestIdReusedError: (grpc.StatusCode.ALREADY_EXISTS, _request_reused),
     OutOfRangeError: (grpc.StatusCode.OUT_OF_RANGE, _out_of_range),
     SubscriberTooSlowError: (grpc.StatusCode.RESOURCE_EXHAUSTED, _too_slow),

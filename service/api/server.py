@@ -93,7 +93,11 @@ async def start_server(
             *options,
         ],
     )
-    add_service(server, IncidentServicer(registry.incidents), INCIDENT_SERVICE)
+    add_service(
+        server,
+        IncidentServicer(registry.incidents, registry.shooting_batches),
+        INCIDENT_SERVICE,
+    )
     add_service(server, GangServicer(registry.gangs), GANG_SERVICE)
     add_service(server, PoliceCommandServicer(registry.police_commands), COMMAND_SERVICE)
     add_service(
@@ -103,7 +107,12 @@ async def start_server(
     )
     add_service(
         server,
-        EventLogServicer(registry.event_log, stall_seconds=stall_seconds),
+        EventLogServicer(
+            registry.event_log,
+            stall_seconds=stall_seconds,
+            exports=registry.exports,
+            imports=registry.imports,
+        ),
         EVENT_LOG_SERVICE,
     )
     services = SERVICE_NAMES

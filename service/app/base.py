@@ -18,7 +18,7 @@ from service.app.writer import Decision, GroupCommitWriter
 from service.areas import AreaCatalog
 from service.domain.base import RegistryAggregate
 from service.domain.errors import NotFoundError, StoreUnavailableError
-from service.store.base import BackendUnavailableError
+from service.store.base import BackendUnavailableError, EventStoreBackend
 
 A = TypeVar("A", bound=RegistryAggregate)
 
@@ -34,6 +34,8 @@ class ServiceDeps:
     catalog: AreaCatalog
     clock: Clock
     reads: Executor
+    backend: EventStoreBackend
+    """For checks across many requests before they are queued (e.g. request ids of a batch)."""
 
 
 class ApplicationService:

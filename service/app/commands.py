@@ -197,7 +197,11 @@ class ReleaseAssets(Command):
 
 @dataclass(frozen=True)
 class RecordWave(Command):
-    """Record a violence wave found by the waves projection (times in UTC, ids in time order)."""
+    """Record a violence wave found by the waves projection (times in UTC, ids in time order).
+
+    The trigger is the incident event that completed the wave: its stream (one of the
+    incidents), version and log position.
+    """
 
     area_kind: str
     area_code: str
@@ -207,4 +211,6 @@ class RecordWave(Command):
     last_occurred_at: datetime
     min_shootings: int
     window_hours: int
+    trigger_incident_id: UUID
+    trigger_version: int
     trigger_position: int

@@ -17,6 +17,7 @@ from service.app.commands import (
 from service.app.results import RecordedEvent, WriteContext, WriteResult
 from service.app.unit_of_work import UnitOfWork
 from service.app.validation import MAX_LONG_TEXT, Violations
+from service.app.writer import Decision
 from service.domain.gang import Gang
 from service.domain.incident import Incident
 from service.domain.values import GeoPoint, Source, Weapon
@@ -27,6 +28,10 @@ class Incidents(ApplicationService):
 
     async def report_shooting(self, command: ReportShooting, context: WriteContext) -> WriteResult:
         """Record a new shooting incident."""
+        return await self._write(command, context, self.shooting_decision(command, context))
+
+    def shooting_decision(self, command: ReportShooting, context: WriteContext) -> Decision:
+        """Check a shooting report (InvalidArgumentError); return the decision that records it."""
         now = self._now()
         reported_at = command.reported_at or now
         v = Violations()
@@ -69,7 +74,7 @@ class Incidents(ApplicationService):
             )
             return unit.add(incident, context.expected_version)
 
-        return await self._write(command, context, decide)
+        return decide
 
     async def revise_casualties(
         self, command: ReviseCasualties, context: WriteContext

@@ -8,11 +8,14 @@ from datetime import UTC, datetime
 from service.app.asset_cases import AssetCases
 from service.app.base import Clock, ServiceDeps
 from service.app.event_log import EventLog, FollowSettings
+from service.app.exporting import LogExport
 from service.app.gangs import Gangs
 from service.app.head_watcher import HeadWatcher
+from service.app.importing import EventImport
 from service.app.incidents import Incidents
 from service.app.loading import AggregateLoader
 from service.app.police_commands import PoliceCommands
+from service.app.shooting_batches import ShootingBatches
 from service.app.waves import Waves
 from service.app.writer import GroupCommitWriter
 from service.areas import AreaCatalog
@@ -54,8 +57,10 @@ class Registry:
             catalog=catalog,
             clock=clock,
             reads=self._reads,
+            backend=backend,
         )
         self.incidents = Incidents(deps)
+        self.shooting_batches = ShootingBatches(deps, self.incidents)
         self.gangs = Gangs(deps)
         self.police_commands = PoliceCommands(deps)
         self.asset_cases = AssetCases(deps)
@@ -64,11 +69,14 @@ class Registry:
         self.event_log = EventLog(
             backend, mapper, catalog, self._reads, self.watcher, settings=follow
         )
+        self.exports = LogExport(backend, mapper, self._reads)
+        self.imports = EventImport(backend, mapper, catalog, self._reads)
         self.writer.start()
 
     def close(self) -> None:
         """Commit what is queued, stop the threads and close the store."""
         self.writer.stop()
+        self.imports.close()
         self.watcher.close()
         self._reads.shutdown(wait=True)
         self.backend.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -94,3 +95,28 @@ class ConcurrentModificationError(RegistryError):
     def __init__(self, subject: str) -> None:
         self.subject = subject
         super().__init__(f"{subject} kept conflicting with concurrent writes; retry it")
+
+
+@dataclass(frozen=True)
+class ImportConflict:
+    """An imported event (at `index` in its batch) whose stream version holds another event."""
+
+    index: int
+    stream_id: str
+    stream_version: int
+    position: int
+    """Where the event already at that stream version is in the log."""
+
+
+class ImportConflictError(RegistryError):
+    """Raised when imported events differ from the events already at their stream versions."""
+
+    def __init__(self, conflicts: Sequence[ImportConflict], total: int) -> None:
+        self.conflicts = tuple(conflicts)
+        self.total = total
+        first = self.conflicts[0]
+        super().__init__(
+            f"{total} imported event(s) conflict with the log: events[{first.index}] "
+            f"({first.stream_id} version {first.stream_version}) differs from the event "
+            f"already at position {first.position}; nothing was imported"
+        )

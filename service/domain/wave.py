@@ -41,48 +41,38 @@ def wave_id(
     incident_ids: Iterable[UUID],
     min_shootings: int,
     window_hours: int,
-    trigger_position: int,
+    trigger_stream_id: UUID,
+    trigger_version: int,
 ) -> UUID:
-    """Derive a wave's id from the rule, the area, its causing incidents and where it was found.
+    """Derive a wave's id from the rule, the area, its causing incidents and what completed it.
 
-    Detection is deterministic given the log up to `trigger_position`, so a rebuilt or restarted
-    projection derives the same id for the same wave, and a wave found under another rule
-    (or found again later from the same incidents) gets another one.
+    The trigger is the incident event that completed the wave, named by its stream id and
+    version rather than by its log position: detection is deterministic given the log up to
+    that event, so a rebuilt or restarted projection derives the same id for the same wave —
+    and so does a projection over an imported copy of the log, whose positions differ. A wave
+    found under another rule, or formed again later by the same incidents, gets another id.
     """
     members = ",".join(sorted(str(i) for i in incident_ids))
-    text = f"{min_shootings}|{window_hours}|{area_kind}:{area_code}|{members}|{trigger_position}"
+    text = (
+        f"{min_shootings}|{window_hours}|{area_kind}:{area_code}|{members}|"
+        f"{trigger_stream_id}@{trigger_version}"
+    )
     return uuid5(_WAVE_NAMESPACE, text)
 
 
 class ViolenceWave(RegistryAggregate):
-    """A wave of shootings in one area, as detected from the log (a derived fact)."""
+    """A wave of shootings in one area, as detected from the log (a derived fact).
+
+    It is created with `id=wave_id(...)`: the id derives from facts the event does not hold.
+    """
 
     STREAM_TYPE = "violence_wave"
-
-    @staticmethod
-    def create_id(
-        *,
-        area_kind: str,
-        area_code: str,
-        incident_ids: tuple[UUID, ...],
-        min_shootings: int,
-        window_hours: int,
-        trigger_position: int,
-    ) -> UUID:
-        """Derive the id from the wave's defining facts (see `wave_id`)."""
-        return wave_id(
-            area_kind=area_kind,
-            area_code=area_code,
-            incident_ids=incident_ids,
-            min_shootings=min_shootings,
-            window_hours=window_hours,
-            trigger_position=trigger_position,
-        )
 
     @event("WaveDetected")
     def __init__(
         self,
         *,
+        id: UUID,
         occurred_at: datetime,
         area_kind: str,
         area_code: str,

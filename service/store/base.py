@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -64,6 +64,37 @@ class EventStoreBackend(ABC):
         Returns each write's position (that of its last event). Raises AppendConflictError
         if any stream version or request id was taken concurrently; nothing is written then.
         """
+
+    @abstractmethod
+    def append_events(
+        self,
+        events: Sequence[StoredEvent],
+        tags: Sequence[Sequence[str]],
+        *,
+        before_commit: Callable[[], None] | None = None,
+    ) -> list[int]:
+        """Append prepared events with their tags in one transaction, without request records.
+
+        This is how imported events are written: they carry their own metadata. Positions are
+        issued and followers told exactly as for `append`. Returns each event's position.
+        Raises AppendConflictError if any stream version is taken; nothing is written then.
+        `before_commit` runs inside the transaction once the events are written (e.g. to wait
+        for checks that ran meanwhile); if it raises, nothing is written and its exception
+        propagates.
+        """
+
+    @abstractmethod
+    def stream_versions(self, stream_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """Return the last version of each of the given streams that has events."""
+
+    @abstractmethod
+    def read_streams(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[Notification]]:
+        """Return every stored event of the given streams (those that have any), in order."""
+
+    @abstractmethod
+    def read_tags(self, after: int, upto: int) -> dict[int, list[str]]:
+        """Return the sorted tags of the events after position `after` up to `upto`, by
+        position; events without tags are left out."""
 
     @abstractmethod
     def find_requests(self, request_ids: Sequence[str]) -> dict[str, IdempotencyRecord]:

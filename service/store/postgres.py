@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -23,6 +23,7 @@ from eventsourcing.persistence import (
     Notification,
     OperationalError,
     PersistenceError,
+    StoredEvent,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
@@ -85,6 +86,10 @@ class RegistryPostgresRecorder(PostgresApplicationRecorder):
                     "position bigint NOT NULL, "
                     "PRIMARY KEY (tag, position))"
                 ).format(schema, Identifier(TAGS_TABLE)),
+                # Exports read the tags of a range of positions.
+                SQL("CREATE INDEX IF NOT EXISTS {0} ON {1}.{2} (position)").format(
+                    Identifier(f"{TAGS_TABLE}_by_position"), schema, Identifier(TAGS_TABLE)
+                ),
             ]
         )
 
@@ -164,23 +169,7 @@ class PostgresEventStore(EventStoreBackend):
         events = [event for write in writes for event in write.events]
         with self._cursor(commit=True) as cursor:
             self.recorder.lock_for_append(cursor)
-            cursor.execute(
-                SQL(
-                    "INSERT INTO {0} (originator_id, originator_version, topic, state) "
-                    "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) "
-                    "RETURNING originator_id, originator_version, notification_id"
-                ).format(self._table),
-                [
-                    [e.originator_id for e in events],
-                    [e.originator_version for e in events],
-                    [e.topic for e in events],
-                    [e.state for e in events],
-                ],
-            )
-            issued = {
-                (row["originator_id"], row["originator_version"]): row["notification_id"]
-                for row in cursor.fetchall()
-            }
+            issued = self._insert_events(cursor, events)
             positions: list[int] = []
             tag_rows: list[tuple[str, int]] = []
             for write in writes:
@@ -204,16 +193,115 @@ class PostgresEventStore(EventStoreBackend):
                     positions,
                 ],
             )
-            if tag_rows:
-                cursor.execute(
-                    SQL("INSERT INTO {0} SELECT * FROM unnest(%s::text[], %s::bigint[])").format(
-                        self._name(TAGS_TABLE)
-                    ),
-                    [[tag for tag, _ in tag_rows], [position for _, position in tag_rows]],
-                )
+            self._insert_tags(cursor, tag_rows)
         if positions:
             self._notifier.notify(max(positions))
         return positions
+
+    def append_events(
+        self,
+        events: Sequence[StoredEvent],
+        tags: Sequence[Sequence[str]],
+        *,
+        before_commit: Callable[[], None] | None = None,
+    ) -> list[int]:
+        """Append events and their tags in one locked transaction; return their positions."""
+        if not events:
+            return []
+        with self._cursor(commit=True) as cursor:
+            self.recorder.lock_for_append(cursor)
+            issued = self._insert_events(cursor, events)
+            positions = [issued[(e.originator_id, e.originator_version)] for e in events]
+            self._insert_tags(
+                cursor,
+                [
+                    (tag, position)
+                    for position, event_tags in zip(positions, tags, strict=True)
+                    for tag in event_tags
+                ],
+            )
+            if before_commit is not None:
+                before_commit()
+        self._notifier.notify(max(positions))
+        return positions
+
+    def _insert_events(
+        self, cursor: Cursor[DictRow], events: Sequence[StoredEvent]
+    ) -> dict[tuple[UUID | str, int], int]:
+        """Insert events under the table lock; return the position issued to each."""
+        cursor.execute(
+            SQL(
+                "INSERT INTO {0} (originator_id, originator_version, topic, state) "
+                "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) "
+                "RETURNING originator_id, originator_version, notification_id"
+            ).format(self._table),
+            [
+                [e.originator_id for e in events],
+                [e.originator_version for e in events],
+                [e.topic for e in events],
+                [e.state for e in events],
+            ],
+        )
+        return {
+            (row["originator_id"], row["originator_version"]): row["notification_id"]
+            for row in cursor.fetchall()
+        }
+
+    def _insert_tags(self, cursor: Cursor[DictRow], tag_rows: Sequence[tuple[str, int]]) -> None:
+        if tag_rows:
+            cursor.execute(
+                SQL("INSERT INTO {0} SELECT * FROM unnest(%s::text[], %s::bigint[])").format(
+                    self._name(TAGS_TABLE)
+                ),
+                [[tag for tag, _ in tag_rows], [position for _, position in tag_rows]],
+            )
+
+    def stream_versions(self, stream_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """Look up the streams' last versions in one query."""
+        if not stream_ids:
+            return {}
+        with self._cursor() as cursor:
+            cursor.execute(
+                SQL(
+                    "SELECT originator_id, MAX(originator_version) AS version FROM {0} "
+                    "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+                ).format(self._table),
+                [list(stream_ids)],
+            )
+            return {row["originator_id"]: row["version"] for row in cursor.fetchall()}
+
+    def read_streams(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[Notification]]:
+        """Read whole streams in one query."""
+        found: dict[UUID, list[Notification]] = {}
+        if not stream_ids:
+            return found
+        with self._cursor() as cursor:
+            cursor.execute(
+                SQL(
+                    "SELECT * FROM {0} WHERE originator_id = ANY(%s) "
+                    "ORDER BY originator_id, originator_version"
+                ).format(self._table),
+                [list(stream_ids)],
+            )
+            for row in cursor.fetchall():
+                found.setdefault(row["originator_id"], []).append(_notification(row))
+        return found
+
+    def read_tags(self, after: int, upto: int) -> dict[int, list[str]]:
+        """Read the tags of a range of positions."""
+        with self._cursor() as cursor:
+            cursor.execute(
+                SQL(
+                    "SELECT position, tag FROM {0} WHERE position > %s AND position <= %s "
+                    "ORDER BY position, tag"
+                ).format(self._name(TAGS_TABLE)),
+                [after, upto],
+            )
+            rows = cursor.fetchall()
+        found: dict[int, list[str]] = {}
+        for row in rows:
+            found.setdefault(row["position"], []).append(row["tag"])
+        return found
 
     def find_requests(self, request_ids: Sequence[str]) -> dict[str, IdempotencyRecord]:
         """Look up accepted request ids in one query."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -100,6 +100,8 @@ class RegistrySQLiteRecorder(SQLiteApplicationRecorder):
             "tag TEXT NOT NULL, "
             "position INTEGER NOT NULL, "
             "PRIMARY KEY (tag, position)) WITHOUT ROWID",
+            # Exports read the tags of a range of positions.
+            f"CREATE INDEX IF NOT EXISTS {TAGS_TABLE}_by_position ON {TAGS_TABLE} (position)",
         ]
 
     def insert_events(
@@ -174,6 +176,83 @@ class SQLiteEventStore(EventStoreBackend):
         if positions:
             self.recorder.notifier.notify(positions[-1])
         return positions
+
+    def append_events(
+        self,
+        events: Sequence[StoredEvent],
+        tags: Sequence[Sequence[str]],
+        *,
+        before_commit: Callable[[], None] | None = None,
+    ) -> list[int]:
+        """Append events and their tags in one transaction; return their positions."""
+        if not events:
+            return []
+        rows = [(_text(e.originator_id), e.originator_version, e.topic, e.state) for e in events]
+        try:
+            with self.datastore.transaction(commit=True) as cursor:
+                cursor.executemany(self.recorder.insert_events_statement, rows)
+                # The first insert took the write lock. Each row got the largest rowid plus
+                # one (the log is never deleted from), so the batch holds consecutive positions.
+                cursor.execute(f"SELECT MAX(rowid) FROM {EVENTS_TABLE}")  # noqa: S608
+                last = int(cursor.fetchone()[0])
+                positions = list(range(last - len(rows) + 1, last + 1))
+                tag_rows = [
+                    (tag, position)
+                    for position, event_tags in zip(positions, tags, strict=True)
+                    for tag in event_tags
+                ]
+                if tag_rows:
+                    cursor.executemany(
+                        f"INSERT INTO {TAGS_TABLE} VALUES (?,?)",  # noqa: S608 - constant
+                        tag_rows,
+                    )
+                if before_commit is not None:
+                    before_commit()
+        except IntegrityError as err:
+            raise AppendConflictError(str(err)) from err
+        except (OperationalError, sqlite3.OperationalError) as err:
+            raise BackendUnavailableError(str(err)) from err
+        self.recorder.notifier.notify(positions[-1])
+        return positions
+
+    def stream_versions(self, stream_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """Look up the streams' last versions, a few hundred streams per query."""
+        found: dict[UUID, int] = {}
+        for chunk in _chunks([i.hex for i in stream_ids]):
+            rows = self._select(
+                f"SELECT originator_id, MAX(originator_version) FROM {EVENTS_TABLE} "  # noqa: S608
+                f"WHERE originator_id IN ({','.join('?' * len(chunk))}) GROUP BY originator_id",
+                chunk,
+            )
+            found.update((UUID(row[0]), int(row[1])) for row in rows)
+        return found
+
+    def read_streams(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[Notification]]:
+        """Read whole streams, a few hundred per query."""
+        found: dict[UUID, list[Notification]] = {}
+        for chunk in _chunks([i.hex for i in stream_ids]):
+            rows = self._select(
+                f"SELECT rowid, * FROM {EVENTS_TABLE} "  # noqa: S608
+                f"WHERE originator_id IN ({','.join('?' * len(chunk))}) "
+                "ORDER BY originator_id, originator_version",
+                chunk,
+            )
+            for row in rows:
+                notification = _notification(row)
+                found.setdefault(UUID(row["originator_id"]), []).append(notification)
+        return found
+
+    def read_tags(self, after: int, upto: int) -> dict[int, list[str]]:
+        """Read the tags of a range of positions."""
+        rows = self._select(
+            f"SELECT position, tag FROM {TAGS_TABLE} "  # noqa: S608
+            "WHERE position > ? AND position <= ? ORDER BY position, tag",
+            [after, upto],
+        )
+        found: dict[int, list[str]] = {}
+        for position, tag in rows:
+            found.setdefault(position, []).append(tag)
+        return found
 
     def find_requests(self, request_ids: Sequence[str]) -> dict[str, IdempotencyRecord]:
         """Look up accepted request ids in one query."""
@@ -284,6 +363,15 @@ class SQLiteEventStore(EventStoreBackend):
     def close(self) -> None:
         """Close every pooled connection."""
         self.datastore.close()
+
+
+def _text(stream_id: UUID | str) -> str:
+    return stream_id.hex if isinstance(stream_id, UUID) else stream_id
+
+
+def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
+    """Split query parameters into lists SQLite accepts in one statement."""
+    return [values[start : start + size] for start in range(0, len(values), size)]
 
 
 def _notification(row: Any) -> Notification:

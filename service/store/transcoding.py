@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import fields
 from datetime import datetime
 from enum import Enum
@@ -16,6 +17,7 @@ from eventsourcing.persistence import (
     Mapper,
     StoredEvent,
     Transcoding,
+    TranscodingNotRegisteredError,
     UUIDAsHex,
 )
 from eventsourcing.utils import resolve_topic
@@ -29,15 +31,19 @@ class EnumAsValue(Transcoding):
     def __init__(self, enum_type: type[Enum]) -> None:
         self.type = enum_type
         self.name = enum_type.__name__
+        self._members = {member.value: member for member in enum_type}
 
     def encode(self, obj: Enum) -> Any:
         """Return the member's value."""
         return obj.value
 
     def decode(self, data: Any) -> Enum:
-        """Return the member with the stored value."""
-        member: Enum = self.type(data)
-        return member
+        """Return the member with the stored value (a dict lookup: Enum's call is slow)."""
+        try:
+            return self._members[data]
+        except (KeyError, TypeError):
+            member: Enum = self.type(data)  # raises the enumeration's own ValueError
+            return member
 
 
 class FrozenDataclassAsDict(Transcoding):
@@ -47,19 +53,78 @@ class FrozenDataclassAsDict(Transcoding):
         self.type = value_type
         self.name = value_type.__name__
         self._names = tuple(f.name for f in fields(value_type))
+        self._name_set = frozenset(self._names)
+        # Building the object without its __init__ is safe only when __init__ does nothing
+        # more than assign the fields.
+        self._plain = not hasattr(value_type, "__post_init__")
 
     def encode(self, obj: Any) -> dict[str, Any]:
         """Return the fields as a dict; nested values are transcoded in turn."""
         return {name: getattr(obj, name) for name in self._names}
 
     def decode(self, data: dict[str, Any]) -> Any:
-        """Rebuild the value object."""
-        return self.type(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        """Rebuild the value object.
+
+        When the stored fields are exactly the class's fields, the object is built without
+        calling the dataclass's __init__ (which sets each field through object.__setattr__,
+        several times slower); otherwise __init__ applies defaults or rejects the fields.
+        """
+        for key, value in data.items():
+            if type(value) is list:
+                data[key] = tuple(value)
+        if self._plain and data.keys() == self._name_set:
+            obj: Any = object.__new__(self.type)
+            object.__setattr__(obj, "__dict__", data)
+            return obj
+        return self.type(**data)
+
+
+class RegistryTranscoder(JSONTranscoder):
+    """The library's JSON transcoder with a faster decoding hook.
+
+    Encoding is the library's. Decoding calls one hook per JSON object; this one looks the
+    `_type_` name up in one dict of decode functions, without the library's layers of
+    try/except, which makes a typical event decode about a quarter faster.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._decoders: dict[str, Callable[[Any], Any]] = {}
+        self.decoder = json.JSONDecoder(object_hook=self._decode_obj)
+
+    def register(self, transcoding: Transcoding) -> None:
+        """Register a transcoding; its decode function is looked up by name when decoding."""
+        super().register(transcoding)
+        decode = transcoding.decode
+        if isinstance(transcoding, DatetimeAsISO):
+            decode = _datetime_from_iso
+        self._decoders[transcoding.name] = decode
+
+    def _decode_obj(self, d: dict[str, Any]) -> Any:
+        if len(d) != 2 or "_type_" not in d or "_data_" not in d:
+            return d
+        name = d["_type_"]
+        try:
+            decode = self._decoders[name]
+        except (KeyError, TypeError):
+            msg = (
+                f"Data serialized with name '{name}' is not deserializable. "
+                "Please register a custom transcoding for this type."
+            )
+            raise TranscodingNotRegisteredError(msg) from None
+        return decode(d["_data_"])
+
+
+def _datetime_from_iso(data: Any) -> datetime:
+    if type(data) is not str:
+        msg = f"a stored datetime must be an ISO 8601 string, not {data!r}"
+        raise TypeError(msg)
+    return datetime.fromisoformat(data)
 
 
 def registry_transcoder() -> JSONTranscoder:
     """Return a JSON transcoder that knows every type stored in the registry's events."""
-    transcoder = JSONTranscoder()
+    transcoder = RegistryTranscoder()
     transcoder.register(UUIDAsHex())
     transcoder.register(DecimalAsStr())
     transcoder.register(DatetimeAsISO())
@@ -82,11 +147,12 @@ class RegistryMapper(Mapper[Any]):
         domain_event = super().to_domain_event(stored_event)
         state = vars(domain_event)
         for name, value in state.items():
-            if isinstance(value, list):
+            kind = type(value)
+            if kind is list:
                 state[name] = tuple(value)
-            elif isinstance(value, dict):
+            elif kind is dict:
                 for key, item in value.items():
-                    if isinstance(item, list):
+                    if type(item) is list:
                         value[key] = tuple(item)
         return domain_event
 

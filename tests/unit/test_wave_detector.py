@@ -27,16 +27,18 @@ def hours(n: float) -> datetime:
 
 
 class Log:
-    """Feeds incident events to a book, numbering their positions like the log does."""
+    """Feeds incident events to a book, numbering their positions and versions like the log."""
 
     def __init__(self, rule: WaveRule = RULE) -> None:
         self.book = WaveBook(rule)
         self.position = 0
+        self.versions: dict[UUID, int] = {}
         self.detections: list[Detection] = []
 
     def _fold(self, incident_id: UUID, event_type: str, event: Any) -> list[Detection]:
         self.position += 1
-        found = self.book.apply(incident_id, event_type, vars(event), self.position)
+        version = self.versions[incident_id] = self.versions.get(incident_id, 0) + 1
+        found = self.book.apply(incident_id, event_type, vars(event), self.position, version)
         self.detections.extend(found)
         return found
 
@@ -83,6 +85,7 @@ def test_exactly_n_shootings_in_exactly_t_hours_are_a_wave():
     assert wave.incident_ids == (first, second, third)  # in time order
     assert (wave.first_at, wave.last_at) == (micros(hours(0)), micros(hours(72)))
     assert wave.trigger_position == 3
+    assert (wave.trigger_incident_id, wave.trigger_version) == (third, 1)
     assert wave.area_code == ANDERLECHT
     assert wave.municipality_codes == (ANDERLECHT,)
     assert wave.wave_id == wave_id(
@@ -91,7 +94,8 @@ def test_exactly_n_shootings_in_exactly_t_hours_are_a_wave():
         incident_ids=[first, second, third],
         min_shootings=3,
         window_hours=72,
-        trigger_position=3,
+        trigger_stream_id=third,
+        trigger_version=1,
     )
     assert {log.wave_of(i) for i in (first, second, third)} == {wave.wave_id}
 
@@ -215,6 +219,7 @@ def test_an_amendment_moving_a_shooting_into_the_area_completes_a_wave():
     (wave,) = log.amend(moved, municipality=ANDERLECHT)
     assert moved in wave.incident_ids
     assert wave.trigger_position == 4  # the amendment's position
+    assert (wave.trigger_incident_id, wave.trigger_version) == (moved, 2)
 
 
 def test_an_amendment_moving_a_shooting_in_time_completes_a_wave():
@@ -285,3 +290,30 @@ def test_another_rule_gives_the_same_shootings_another_wave_id():
         assert wave.incident_ids == tuple(reported)
         found.append(wave.wave_id)
     assert found[0] != found[1]
+
+
+def test_a_wave_id_does_not_depend_on_log_positions():
+    # The same shootings, with other events between them (as in a log imported into a
+    # registry that holds other events): the same wave, with the same id.
+    shootings = [(uuid4(), hours(h)) for h in (0, 10, 20)]
+    found = []
+    for spacing in (1, 6):
+        book = WaveBook(RULE)
+        detections = []
+        for number, (incident_id, when) in enumerate(shootings, start=1):
+            fields = vars(_shooting(when))
+            detections.extend(
+                book.apply(incident_id, "ShootingReported", fields, number * spacing, 1)
+            )
+        (wave,) = detections
+        found.append(wave)
+    assert found[0].trigger_position != found[1].trigger_position
+    assert found[0].wave_id == found[1].wave_id
+
+
+def _shooting(when: datetime, municipality: str = ANDERLECHT) -> SimpleNamespace:
+    return SimpleNamespace(
+        occurred_at=when,
+        municipality_code=municipality,
+        police_zone_code=BRUSSELS.zone_of(municipality),
+    )

@@ -34,7 +34,7 @@ from service.areas import load_catalog
 from service.domain.errors import StoreUnavailableError
 from service.domain.incident import Incident
 from service.domain.values import TimePrecision
-from service.domain.wave import ViolenceWave, WaveRule
+from service.domain.wave import WaveRule, wave_id
 from service.store.base import BackendUnavailableError
 from service.store.transcoding import registry_mapper
 
@@ -61,13 +61,14 @@ class FakeWriter:
         return [self._record(command) for command in commands]
 
     def _record(self, command: RecordWave) -> WriteResult:
-        wave = ViolenceWave.create_id(
+        wave = wave_id(
             area_kind=command.area_kind,
             area_code=command.area_code,
             incident_ids=command.incident_ids,
             min_shootings=command.min_shootings,
             window_hours=command.window_hours,
-            trigger_position=command.trigger_position,
+            trigger_stream_id=command.trigger_incident_id,
+            trigger_version=command.trigger_version,
         )
         if wave in self.recorded:
             first = self.recorded[wave]
@@ -208,16 +209,18 @@ def test_paged_model_finds_the_waves_the_rule_finds(steps, page_size, rule):
     for recorded in events:
         fields = vars(recorded.event)
         incident, kind = recorded.originator_id, recorded.event_type
-        expected.extend(book.apply(incident, kind, fields, recorded.position))
+        expected.extend(
+            book.apply(incident, kind, fields, recorded.position, recorded.originator_version)
+        )
         check_invariants(book)
     writer = FakeWriter()
     with tempfile.TemporaryDirectory() as folder:
         store = _installed(Path(folder) / "views.sqlite")
         try:
             apply_in_pages(store, WavesProjection(rule, writer), events, page_size)
-            assert [c.trigger_position for c in writer.calls] == [
-                d.trigger_position for d in expected
-            ]
+            assert [
+                (c.trigger_incident_id, c.trigger_version, c.trigger_position) for c in writer.calls
+            ] == [(d.trigger_incident_id, d.trigger_version, d.trigger_position) for d in expected]
             assert list(writer.recorded) == [d.wave_id for d in expected]
             assert memberships(store) == book_memberships(book)
         finally:
@@ -245,6 +248,8 @@ def test_a_wave_is_recorded_with_its_facts_and_served_with_its_position(view):
         last_occurred_at=T0 + timedelta(hours=26),
         min_shootings=3,
         window_hours=72,
+        trigger_incident_id=events[2].originator_id,
+        trigger_version=1,
         trigger_position=3,
     )
     with view.transaction(write=False) as tx:
@@ -380,7 +385,9 @@ def test_stored_payloads_decide_like_decoded_events():
             fields = mapper.to_payload(mapper.to_stored_event(event)) if stored else vars(event)
             assert fields is not None
             kind = type(event).__name__
-            detections.extend(book.apply(event.originator_id, kind, fields, position))
+            detections.extend(
+                book.apply(event.originator_id, kind, fields, position, event.originator_version)
+            )
         found[stored] = [(d.wave_id, d.incident_ids) for d in detections]
     assert len(found[False]) == 1
     assert found[True] == found[False]

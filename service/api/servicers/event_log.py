@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import grpc
 from incident_registry_client.proto.incidents.v1 import event_log_service_pb2 as pb
@@ -12,6 +14,7 @@ from incident_registry_client.proto.incidents.v1 import event_log_service_pb2_gr
 from service.api.envelopes import envelope
 from service.api.fields import FieldReader
 from service.api.timestamps import stamp
+from service.app.batches import listed
 from service.app.event_log import (
     CaughtUp,
     Checkpoint,
@@ -22,14 +25,18 @@ from service.app.event_log import (
     LogFilter,
     limit_of,
 )
+from service.app.exporting import ExportFinished, LogExport, PortableEvent
+from service.app.importing import MAX_IMPORT_BATCH, EventImport
 from service.app.results import RecordedEvent
-from service.domain.errors import SubscriberTooSlowError
+from service.domain.errors import FieldViolation, InvalidArgumentError, SubscriberTooSlowError
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 MESSAGE_BUDGET = 2 * 1024 * 1024
 """Events per response are cut to stay well inside the 4 MiB message limit."""
 ENVELOPE_OVERHEAD = 8
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _FORMATS = {
     pb.PAYLOAD_FORMAT_UNSPECIFIED: (True, True),
@@ -42,9 +49,18 @@ _FORMATS = {
 class EventLogServicer(pb_grpc.EventLogServiceServicer):
     """Serves EventLogService from the EventLog application service."""
 
-    def __init__(self, log: EventLog, *, stall_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        *,
+        stall_seconds: float = 30.0,
+        exports: LogExport,
+        imports: EventImport,
+    ) -> None:
         self._log = log
         self._stall_seconds = stall_seconds
+        self._exports = exports
+        self._imports = imports
 
     async def ReadStream(  # noqa: N802 - gRPC method name
         self, request: pb.ReadStreamRequest, context: Context
@@ -120,7 +136,52 @@ class EventLogServicer(pb_grpc.EventLogServiceServicer):
             for message in _follow_messages(item, formats):
                 await self._write(context, message)
 
-    async def _write(self, context: Context, message: pb.SubscribeResponse) -> None:
+    async def ExportEvents(  # type: ignore[override]  # noqa: N802
+        self, request: pb.ExportEventsRequest, context: Context
+    ) -> None:
+        """Stream a range of the log as exported events, then where the export ended.
+
+        Written like Subscribe: one message at a time, ending the stream with
+        RESOURCE_EXHAUSTED when the client reads nothing for `stall_seconds` (resume after
+        the last position received).
+        """
+        export = self._exports.export(
+            request.after_position, request.to_position, request.max_batch_size
+        )
+        async for item in export:
+            if isinstance(item, ExportFinished):
+                finished = pb.ExportFinished(position=item.position, exported=item.exported)
+                await self._write(context, pb.ExportEventsResponse(finished=finished))
+                continue
+            remaining = [_exported(event) for event in item]
+            while remaining:
+                batch = _fitting(remaining)
+                message = pb.ExportEventsResponse(events=pb.ExportedEventBatch(events=batch))
+                await self._write(context, message)
+                remaining = remaining[len(batch) :]
+
+    async def ImportEvents(  # noqa: N802
+        self, request: pb.ImportEventsRequest, context: Context
+    ) -> pb.ImportEventsResponse:
+        """Append exported events in one transaction, skipping those already in the log."""
+        if len(request.events) > MAX_IMPORT_BATCH:
+            msg = f"must hold 1 to {MAX_IMPORT_BATCH} events, not {len(request.events)}"
+            raise InvalidArgumentError([FieldViolation("events", msg)])
+        reader = FieldReader()
+        events = [_portable(message, index, reader) for index, message in enumerate(request.events)]
+        try:
+            reader.raise_if_any()
+        except InvalidArgumentError as err:
+            raise InvalidArgumentError(listed(err.violations, "events")) from None
+        result = await self._imports.import_events(events)
+        return pb.ImportEventsResponse(
+            imported=result.imported,
+            skipped=result.skipped,
+            first_position=result.first_position,
+            last_position=result.last_position,
+        )
+
+    async def _write(self, context: Context, message: Any) -> None:
         """Write one message; end the stream if the subscriber reads nothing for too long."""
         try:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
@@ -138,6 +199,45 @@ class EventLogServicer(pb_grpc.EventLogServiceServicer):
         return self._log.compile_filter(
             list(message.event_types), list(message.stream_types), list(message.tags), reader
         )
+
+
+def _exported(event: PortableEvent) -> pb.ExportedEvent:
+    return pb.ExportedEvent(
+        position=event.position,
+        stream_id=str(event.stream_id),
+        stream_type=event.stream_type,
+        stream_version=event.stream_version,
+        event_type=event.event_type,
+        recorded_at=stamp(event.recorded_at),
+        tags=event.tags,
+        state_json=event.state.decode(),
+    )
+
+
+def _portable(message: pb.ExportedEvent, index: int, reader: FieldReader) -> PortableEvent:
+    try:
+        stream_id = UUID(message.stream_id)
+    except ValueError:
+        stream_id = reader.uuid(message.stream_id, f"events[{index}].stream_id")
+    recorded_at = None
+    if message.HasField("recorded_at"):
+        # Timestamp.ToDatetime is several times slower, and an import converts thousands.
+        stamp_ = message.recorded_at
+        try:
+            micros = stamp_.seconds * 1_000_000 + stamp_.nanos // 1000
+            recorded_at = _EPOCH + timedelta(microseconds=micros)
+        except OverflowError:
+            reader.check(False, f"events[{index}].recorded_at", "is not a valid timestamp")
+    return PortableEvent(
+        position=message.position,
+        stream_id=stream_id,
+        stream_type=message.stream_type,
+        stream_version=message.stream_version,
+        event_type=message.event_type,
+        recorded_at=recorded_at,
+        tags=tuple(message.tags),
+        state=message.state_json.encode(),
+    )
 
 
 def _formats(value: int, reader: FieldReader) -> tuple[bool, bool]:

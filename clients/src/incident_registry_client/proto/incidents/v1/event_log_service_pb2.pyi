@@ -484,3 +484,229 @@ class GetHeadResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetHeadResponse: _TypeAlias = GetHeadResponse  # noqa: Y015
+
+@_typing.final
+class ExportedEvent(_message.Message):
+    """ExportedEvent is one event of the log in a form independent of the store it was read from."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POSITION_FIELD_NUMBER: _builtins.int
+    STREAM_ID_FIELD_NUMBER: _builtins.int
+    STREAM_TYPE_FIELD_NUMBER: _builtins.int
+    STREAM_VERSION_FIELD_NUMBER: _builtins.int
+    EVENT_TYPE_FIELD_NUMBER: _builtins.int
+    RECORDED_AT_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    STATE_JSON_FIELD_NUMBER: _builtins.int
+    position: _builtins.int
+    """position of the event in the log it was exported from; not used by ImportEvents."""
+    stream_id: _builtins.str
+    """stream_id is the aggregate id (a UUID)."""
+    stream_type: _builtins.str
+    """stream_type of the aggregate, e.g. "incident"."""
+    stream_version: _builtins.int
+    """stream_version is the event's version in its stream, from 1."""
+    event_type: _builtins.str
+    """event_type, e.g. "ShootingReported"."""
+    state_json: _builtins.str
+    """state_json is every stored attribute of the event in the registry's JSON transcoding,
+    in plaintext: business time, metadata, recorded time and payload.
+    """
+    @_builtins.property
+    def recorded_at(self) -> _timestamp_pb2.Timestamp:
+        """recorded_at is when the registry recorded the event (also in state_json, as "timestamp")."""
+
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """tags the event is filtered by: "municipality:<code>" or "gang:<id>", sorted."""
+
+    def __init__(
+        self,
+        *,
+        position: _builtins.int = ...,
+        stream_id: _builtins.str = ...,
+        stream_type: _builtins.str = ...,
+        stream_version: _builtins.int = ...,
+        event_type: _builtins.str = ...,
+        recorded_at: _timestamp_pb2.Timestamp | None = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+        state_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["recorded_at", b"recorded_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_type", b"event_type", "position", b"position", "recorded_at", b"recorded_at", "state_json", b"state_json", "stream_id", b"stream_id", "stream_type", b"stream_type", "stream_version", b"stream_version", "tags", b"tags"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportedEvent: _TypeAlias = ExportedEvent  # noqa: Y015
+
+@_typing.final
+class ExportEventsRequest(_message.Message):
+    """ExportEventsRequest selects a range of the log to export."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_POSITION_FIELD_NUMBER: _builtins.int
+    TO_POSITION_FIELD_NUMBER: _builtins.int
+    MAX_BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    after_position: _builtins.int
+    """after_position is exclusive: events after it (0: from the start), e.g. to resume."""
+    to_position: _builtins.int
+    """to_position is inclusive: events up to it; 0: the head when the call starts."""
+    max_batch_size: _builtins.int
+    """max_batch_size is the most events per message: 1 to 2000, default 500."""
+    def __init__(
+        self,
+        *,
+        after_position: _builtins.int = ...,
+        to_position: _builtins.int = ...,
+        max_batch_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_position", b"after_position", "max_batch_size", b"max_batch_size", "to_position", b"to_position"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportEventsRequest: _TypeAlias = ExportEventsRequest  # noqa: Y015
+
+@_typing.final
+class ExportEventsResponse(_message.Message):
+    """ExportEventsResponse is one message of an export stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    FINISHED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> Global___ExportedEventBatch:
+        """events are the next events of the range, in log order."""
+
+    @_builtins.property
+    def finished(self) -> Global___ExportFinished:
+        """finished is the last message: every event of the range was sent."""
+
+    def __init__(
+        self,
+        *,
+        events: Global___ExportedEventBatch | None = ...,
+        finished: Global___ExportFinished | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "finished", b"finished", "message", b"message"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "finished", b"finished", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["events", "finished"]  # noqa: Y015
+    _WhichOneofArgType_message: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_message) -> _WhichOneofReturnType_message | None: ...
+
+Global___ExportEventsResponse: _TypeAlias = ExportEventsResponse  # noqa: Y015
+
+@_typing.final
+class ExportedEventBatch(_message.Message):
+    """ExportedEventBatch is consecutive events of the log."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExportedEvent]:
+        """events in log order."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___ExportedEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportedEventBatch: _TypeAlias = ExportedEventBatch  # noqa: Y015
+
+@_typing.final
+class ExportFinished(_message.Message):
+    """ExportFinished ends an export."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POSITION_FIELD_NUMBER: _builtins.int
+    EXPORTED_FIELD_NUMBER: _builtins.int
+    position: _builtins.int
+    """position is the end of the range: to_position, or the head when the call started."""
+    exported: _builtins.int
+    """exported is the number of events sent."""
+    def __init__(
+        self,
+        *,
+        position: _builtins.int = ...,
+        exported: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exported", b"exported", "position", b"position"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportFinished: _TypeAlias = ExportFinished  # noqa: Y015
+
+@_typing.final
+class ImportEventsRequest(_message.Message):
+    """ImportEventsRequest appends exported events, e.g. from another registry."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExportedEvent]:
+        """events to append, in log order: 1 to 2000. Versions continue each stream without gaps."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___ExportedEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportEventsRequest: _TypeAlias = ImportEventsRequest  # noqa: Y015
+
+@_typing.final
+class ImportEventsResponse(_message.Message):
+    """ImportEventsResponse says what an import wrote."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMPORTED_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    FIRST_POSITION_FIELD_NUMBER: _builtins.int
+    LAST_POSITION_FIELD_NUMBER: _builtins.int
+    imported: _builtins.int
+    """imported is the number of events appended."""
+    skipped: _builtins.int
+    """skipped is the number of events already in the log with the same state."""
+    first_position: _builtins.int
+    """first_position is the position of the first event appended; 0 when none was."""
+    last_position: _builtins.int
+    """last_position is the position of the last event appended; 0 when none was."""
+    def __init__(
+        self,
+        *,
+        imported: _builtins.int = ...,
+        skipped: _builtins.int = ...,
+        first_position: _builtins.int = ...,
+        last_position: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_position", b"first_position", "imported", b"imported", "last_position", b"last_position", "skipped", b"skipped"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportEventsResponse: _TypeAlias = ImportEventsResponse  # noqa: Y015

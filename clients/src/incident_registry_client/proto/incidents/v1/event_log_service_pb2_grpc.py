@@ -56,6 +56,16 @@ class EventLogServiceStub:
                 request_serializer=incidents_dot_v1_dot_event__log__service__pb2.GetHeadRequest.SerializeToString,
                 response_deserializer=incidents_dot_v1_dot_event__log__service__pb2.GetHeadResponse.FromString,
                 _registered_method=True)
+        self.ExportEvents = channel.unary_stream(
+                '/incidents.v1.EventLogService/ExportEvents',
+                request_serializer=incidents_dot_v1_dot_event__log__service__pb2.ExportEventsRequest.SerializeToString,
+                response_deserializer=incidents_dot_v1_dot_event__log__service__pb2.ExportEventsResponse.FromString,
+                _registered_method=True)
+        self.ImportEvents = channel.unary_unary(
+                '/incidents.v1.EventLogService/ImportEvents',
+                request_serializer=incidents_dot_v1_dot_event__log__service__pb2.ImportEventsRequest.SerializeToString,
+                response_deserializer=incidents_dot_v1_dot_event__log__service__pb2.ImportEventsResponse.FromString,
+                _registered_method=True)
 
 
 class EventLogServiceServicer:
@@ -90,6 +100,20 @@ class EventLogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportEvents(self, request, context):
+        """ExportEvents streams a range of the log as exported events, then the position it reached.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportEvents(self, request, context):
+        """ImportEvents appends exported events in one transaction; events already present are skipped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventLogServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +136,16 @@ def add_EventLogServiceServicer_to_server(servicer, server):
                     servicer.GetHead,
                     request_deserializer=incidents_dot_v1_dot_event__log__service__pb2.GetHeadRequest.FromString,
                     response_serializer=incidents_dot_v1_dot_event__log__service__pb2.GetHeadResponse.SerializeToString,
+            ),
+            'ExportEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportEvents,
+                    request_deserializer=incidents_dot_v1_dot_event__log__service__pb2.ExportEventsRequest.FromString,
+                    response_serializer=incidents_dot_v1_dot_event__log__service__pb2.ExportEventsResponse.SerializeToString,
+            ),
+            'ImportEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportEvents,
+                    request_deserializer=incidents_dot_v1_dot_event__log__service__pb2.ImportEventsRequest.FromString,
+                    response_serializer=incidents_dot_v1_dot_event__log__service__pb2.ImportEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -223,6 +257,60 @@ class EventLogService:
             '/incidents.v1.EventLogService/GetHead',
             incidents_dot_v1_dot_event__log__service__pb2.GetHeadRequest.SerializeToString,
             incidents_dot_v1_dot_event__log__service__pb2.GetHeadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/incidents.v1.EventLogService/ExportEvents',
+            incidents_dot_v1_dot_event__log__service__pb2.ExportEventsRequest.SerializeToString,
+            incidents_dot_v1_dot_event__log__service__pb2.ExportEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/incidents.v1.EventLogService/ImportEvents',
+            incidents_dot_v1_dot_event__log__service__pb2.ImportEventsRequest.SerializeToString,
+            incidents_dot_v1_dot_event__log__service__pb2.ImportEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,10 @@ class EventLogServiceStub:
     """Subscribe streams the log from a position, then live, with progress markers."""
     GetHead: _grpc.UnaryUnaryMultiCallable[_event_log_service_pb2.GetHeadRequest, _event_log_service_pb2.GetHeadResponse]
     """GetHead returns the last position of the log and when it was recorded."""
+    ExportEvents: _grpc.UnaryStreamMultiCallable[_event_log_service_pb2.ExportEventsRequest, _event_log_service_pb2.ExportEventsResponse]
+    """ExportEvents streams a range of the log as exported events, then the position it reached."""
+    ImportEvents: _grpc.UnaryUnaryMultiCallable[_event_log_service_pb2.ImportEventsRequest, _event_log_service_pb2.ImportEventsResponse]
+    """ImportEvents appends exported events in one transaction; events already present are skipped."""
 
 @_typing.type_check_only
 class EventLogServiceAsyncStub(EventLogServiceStub):
@@ -56,6 +60,10 @@ class EventLogServiceAsyncStub(EventLogServiceStub):
     """Subscribe streams the log from a position, then live, with progress markers."""
     GetHead: _aio.UnaryUnaryMultiCallable[_event_log_service_pb2.GetHeadRequest, _event_log_service_pb2.GetHeadResponse]  # type: ignore[assignment]
     """GetHead returns the last position of the log and when it was recorded."""
+    ExportEvents: _aio.UnaryStreamMultiCallable[_event_log_service_pb2.ExportEventsRequest, _event_log_service_pb2.ExportEventsResponse]  # type: ignore[assignment]
+    """ExportEvents streams a range of the log as exported events, then the position it reached."""
+    ImportEvents: _aio.UnaryUnaryMultiCallable[_event_log_service_pb2.ImportEventsRequest, _event_log_service_pb2.ImportEventsResponse]  # type: ignore[assignment]
+    """ImportEvents appends exported events in one transaction; events already present are skipped."""
 
 class EventLogServiceServicer(metaclass=_abc_1.ABCMeta):
     """EventLogService reads the registry's append-only log and follows it live."""
@@ -91,5 +99,21 @@ class EventLogServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_event_log_service_pb2.GetHeadResponse, _abc.Awaitable[_event_log_service_pb2.GetHeadResponse]]:
         """GetHead returns the last position of the log and when it was recorded."""
+
+    @_abc_1.abstractmethod
+    def ExportEvents(
+        self,
+        request: _event_log_service_pb2.ExportEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_event_log_service_pb2.ExportEventsResponse], _abc.AsyncIterator[_event_log_service_pb2.ExportEventsResponse]]:
+        """ExportEvents streams a range of the log as exported events, then the position it reached."""
+
+    @_abc_1.abstractmethod
+    def ImportEvents(
+        self,
+        request: _event_log_service_pb2.ImportEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_event_log_service_pb2.ImportEventsResponse, _abc.Awaitable[_event_log_service_pb2.ImportEventsResponse]]:
+        """ImportEvents appends exported events in one transaction; events already present are skipped."""
 
 def add_EventLogServiceServicer_to_server(servicer: EventLogServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -571,3 +571,51 @@ class GetIncidentResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetIncidentResponse: _TypeAlias = GetIncidentResponse  # noqa: Y015
+
+@_typing.final
+class ReportShootingsRequest(_message.Message):
+    """ReportShootingsRequest reports many shootings in one call, e.g. historical ones from a file."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReportShootingRequest]:
+        """requests are the shootings, each with its own request_id: 1 to 1000."""
+
+    def __init__(
+        self,
+        *,
+        requests: _abc.Iterable[Global___ReportShootingRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportShootingsRequest: _TypeAlias = ReportShootingsRequest  # noqa: Y015
+
+@_typing.final
+class ReportShootingsResponse(_message.Message):
+    """ReportShootingsResponse gives the result of every shooting, in the order of the requests."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.WriteResult]:
+        """results of the writes, one per request; replayed when its request_id was accepted before."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[_common_pb2.WriteResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportShootingsResponse: _TypeAlias = ReportShootingsResponse  # noqa: Y015

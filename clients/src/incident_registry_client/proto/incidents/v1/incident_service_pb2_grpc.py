@@ -71,6 +71,11 @@ class IncidentServiceStub:
                 request_serializer=incidents_dot_v1_dot_incident__service__pb2.GetIncidentRequest.SerializeToString,
                 response_deserializer=incidents_dot_v1_dot_incident__service__pb2.GetIncidentResponse.FromString,
                 _registered_method=True)
+        self.ReportShootings = channel.unary_unary(
+                '/incidents.v1.IncidentService/ReportShootings',
+                request_serializer=incidents_dot_v1_dot_incident__service__pb2.ReportShootingsRequest.SerializeToString,
+                response_deserializer=incidents_dot_v1_dot_incident__service__pb2.ReportShootingsResponse.FromString,
+                _registered_method=True)
 
 
 class IncidentServiceServicer:
@@ -126,6 +131,13 @@ class IncidentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportShootings(self, request, context):
+        """ReportShootings records up to 1000 shootings at once: all of them, or none if one is invalid.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IncidentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +175,11 @@ def add_IncidentServiceServicer_to_server(servicer, server):
                     servicer.GetIncident,
                     request_deserializer=incidents_dot_v1_dot_incident__service__pb2.GetIncidentRequest.FromString,
                     response_serializer=incidents_dot_v1_dot_incident__service__pb2.GetIncidentResponse.SerializeToString,
+            ),
+            'ReportShootings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportShootings,
+                    request_deserializer=incidents_dot_v1_dot_incident__service__pb2.ReportShootingsRequest.FromString,
+                    response_serializer=incidents_dot_v1_dot_incident__service__pb2.ReportShootingsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -355,6 +372,33 @@ class IncidentService:
             '/incidents.v1.IncidentService/GetIncident',
             incidents_dot_v1_dot_incident__service__pb2.GetIncidentRequest.SerializeToString,
             incidents_dot_v1_dot_incident__service__pb2.GetIncidentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportShootings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/incidents.v1.IncidentService/ReportShootings',
+            incidents_dot_v1_dot_incident__service__pb2.ReportShootingsRequest.SerializeToString,
+            incidents_dot_v1_dot_incident__service__pb2.ReportShootingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,6 +48,8 @@ class IncidentServiceStub:
     """LinkIncidents records that two incidents are related (retaliation or series)."""
     GetIncident: _grpc.UnaryUnaryMultiCallable[_incident_service_pb2.GetIncidentRequest, _incident_service_pb2.GetIncidentResponse]
     """GetIncident returns an incident's current state and its full event history."""
+    ReportShootings: _grpc.UnaryUnaryMultiCallable[_incident_service_pb2.ReportShootingsRequest, _incident_service_pb2.ReportShootingsResponse]
+    """ReportShootings records up to 1000 shootings at once: all of them, or none if one is invalid."""
 
 @_typing.type_check_only
 class IncidentServiceAsyncStub(IncidentServiceStub):
@@ -68,6 +70,8 @@ class IncidentServiceAsyncStub(IncidentServiceStub):
     """LinkIncidents records that two incidents are related (retaliation or series)."""
     GetIncident: _aio.UnaryUnaryMultiCallable[_incident_service_pb2.GetIncidentRequest, _incident_service_pb2.GetIncidentResponse]  # type: ignore[assignment]
     """GetIncident returns an incident's current state and its full event history."""
+    ReportShootings: _aio.UnaryUnaryMultiCallable[_incident_service_pb2.ReportShootingsRequest, _incident_service_pb2.ReportShootingsResponse]  # type: ignore[assignment]
+    """ReportShootings records up to 1000 shootings at once: all of them, or none if one is invalid."""
 
 class IncidentServiceServicer(metaclass=_abc_1.ABCMeta):
     """IncidentService records shootings and what is learned about them later."""
@@ -127,5 +131,13 @@ class IncidentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_incident_service_pb2.GetIncidentResponse, _abc.Awaitable[_incident_service_pb2.GetIncidentResponse]]:
         """GetIncident returns an incident's current state and its full event history."""
+
+    @_abc_1.abstractmethod
+    def ReportShootings(
+        self,
+        request: _incident_service_pb2.ReportShootingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_incident_service_pb2.ReportShootingsResponse, _abc.Awaitable[_incident_service_pb2.ReportShootingsResponse]]:
+        """ReportShootings records up to 1000 shootings at once: all of them, or none if one is invalid."""
 
 def add_IncidentServiceServicer_to_server(servicer: IncidentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
