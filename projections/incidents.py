@@ -11,9 +11,8 @@ suspected ones, and unattributed without any.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -22,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from projections.base import Recorded
 from projections.statistics import period_keys
+from service.store.transcoding import stored_time
 
 NAME = "incidents"
 EVENT_TYPES = (
@@ -80,16 +80,14 @@ class LocalTime:
 
 def local_time(moment: datetime, zone: ZoneInfo) -> LocalTime:
     """The local day, ISO week, month, year, hour and weekday of `moment` in `zone`."""
-    keys = period_keys(moment, zone)
+    return LocalTime(*local_values(moment, zone))
+
+
+def local_values(moment: datetime, zone: ZoneInfo) -> tuple[str, str, str, str, int, int]:
+    """The fields of `local_time(moment, zone)`, in their order, as a plain tuple (faster)."""
     local = moment.astimezone(zone)
-    return LocalTime(
-        day=keys["day"],
-        week=keys["week"],
-        month=keys["month"],
-        year=keys["year"],
-        hour=local.hour,
-        weekday=local.isoweekday(),
-    )
+    keys = period_keys(local, zone)  # already in `zone`: no second conversion
+    return keys["day"], keys["week"], keys["month"], keys["year"], local.hour, local.isoweekday()
 
 
 @dataclass(frozen=True)
@@ -146,105 +144,220 @@ class IncidentState:
         return confidence_band(max(a.confidence for a in self.attributions))
 
 
+def build_state(fields: dict[str, Any]) -> IncidentState:
+    """An IncidentState from a dict of all its fields (which it keeps).
+
+    Faster than IncidentState(**fields): the frozen dataclass's __init__ sets each field
+    through object.__setattr__, several times slower, and a rebuild makes a state per incident
+    and batch. Safe while IncidentState has no defaults and no __post_init__.
+    """
+    state: IncidentState = object.__new__(IncidentState)
+    object.__setattr__(state, "__dict__", fields)
+    return state
+
+
+# --- Reading event attributes ---------------------------------------------------------------
+# A batch reads each event's stored payload (plain JSON, see Recorded.payload), far cheaper
+# than decoding the domain event; the few values of registered types it needs are converted
+# here. Decoded attributes (events stored by an older class version, or built in tests) go
+# through the same helpers, which accept either form.
+
+
+def _fields(recorded: Recorded) -> Mapping[str, Any]:
+    """The event's attributes: its stored payload, or the decoded event's."""
+    payload = recorded.payload()
+    return payload if payload is not None else vars(recorded.event)
+
+
+def _time(value: Any) -> datetime:
+    """A decoded datetime, or one in its stored form."""
+    return value if isinstance(value, datetime) else stored_time(value)
+
+
+def _uuid(value: Any) -> UUID:
+    """A decoded UUID, or one in its stored form."""
+    return value if isinstance(value, UUID) else UUID(value["_data_"])
+
+
 def _value(member: Any) -> str:
+    """An enumeration member's value: decoded, in its stored form, or already plain."""
+    if type(member) is dict:
+        return str(member["_data_"])
     return str(member.value) if isinstance(member, Enum) else str(member)
 
 
 def weapon_pairs(weapons: Iterable[Any]) -> tuple[tuple[str, int], ...]:
-    """Weapons as (kind, count) pairs ordered by kind; a kind given twice is summed."""
-    counts: Counter[str] = Counter()
+    """Weapons (decoded or stored) as (kind, count) pairs ordered by kind; a kind twice sums."""
+    counts: dict[str, int] = {}
     for weapon in weapons:
-        counts[_value(weapon.kind)] += int(weapon.count)
+        if type(weapon) is dict:
+            data = weapon["_data_"]
+            kind, count = _value(data["kind"]), int(data["count"])
+        else:
+            kind, count = _value(weapon.kind), int(weapon.count)
+        counts[kind] = counts.get(kind, 0) + count
     return tuple(sorted(counts.items()))
+
+
+# --- The fold -------------------------------------------------------------------------------
+
+
+class _Draft:
+    """An incident's state while events fold onto it: its fields changed in place, frozen once.
+
+    Most incidents of a batch get one or two events; a new frozen state per event would cost
+    more than reading the events.
+    """
+
+    __slots__ = ("fields", "gangs")
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+        """IncidentState's fields, by name."""
+        self.gangs: dict[UUID, GangAttribution] | None = None
+        """The current attributions by gang, once an event changed them."""
+
+    @classmethod
+    def of(cls, state: IncidentState) -> _Draft:
+        """A draft starting from a state."""
+        return cls(dict(vars(state)))
+
+    @classmethod
+    def reported(cls, recorded: Recorded) -> _Draft:
+        """A new incident's draft, from its ShootingReported."""
+        fields = _fields(recorded)
+        return cls(
+            {
+                "incident_id": recorded.originator_id,
+                "occurred_at": _time(fields["occurred_at"]),
+                "reported_at": _time(fields["reported_at"]),
+                "municipality_code": fields["municipality_code"],
+                "police_zone_code": fields["police_zone_code"],
+                "killed": int(fields["killed"]),
+                "injured": int(fields["injured"]),
+                "weapons": weapon_pairs(fields["weapons"]),
+                "address": fields["address"],
+                "description": fields["description"],
+                "drug_nexus": bool(fields["drug_nexus"]),
+                "attributions": (),
+                "link_count": 0,
+                "version": recorded.originator_version,
+                "position": recorded.position,
+            }
+        )
+
+    def state(self) -> IncidentState:
+        """The state the events folded so far give."""
+        fields = dict(self.fields)
+        if self.gangs is not None:
+            fields["attributions"] = _attributions(self.gangs.values())
+        return build_state(fields)
+
+    def follow(self, change: Callable[[_Draft, Recorded], None], recorded: Recorded) -> None:
+        """Apply a later event of the incident (its `change`), and count it."""
+        change(self, recorded)
+        self.fields["version"] = recorded.originator_version
+        self.fields["position"] = recorded.position
+
+    def current_gangs(self) -> dict[UUID, GangAttribution]:
+        """The current attributions by gang, to change."""
+        if self.gangs is None:
+            self.gangs = {a.gang_id: a for a in self.fields["attributions"]}
+        return self.gangs
 
 
 def _attributions(values: Iterable[GangAttribution]) -> tuple[GangAttribution, ...]:
     return tuple(sorted(values, key=lambda a: str(a.gang_id)))
 
 
-def _reported(recorded: Recorded) -> IncidentState:
-    event = recorded.event
-    return IncidentState(
-        incident_id=recorded.originator_id,
-        occurred_at=event.occurred_at,
-        reported_at=event.reported_at,
-        municipality_code=event.municipality_code,
-        police_zone_code=event.police_zone_code,
-        killed=int(event.killed),
-        injured=int(event.injured),
-        weapons=weapon_pairs(event.weapons),
-        address=event.address,
-        description=event.description,
-        drug_nexus=bool(event.drug_nexus),
-        attributions=(),
-        link_count=0,
-        version=recorded.originator_version,
-        position=recorded.position,
-    )
+def _revised(draft: _Draft, recorded: Recorded) -> None:
+    fields = _fields(recorded)
+    draft.fields["killed"] = int(fields["killed"])
+    draft.fields["injured"] = int(fields["injured"])
 
 
-def _amended(state: IncidentState, event: Any) -> IncidentState:
-    corrections: dict[str, Any] = event.corrections
-    changes: dict[str, Any] = {}
-    for name in ("occurred_at", "address", "description"):
+def _amended(draft: _Draft, recorded: Recorded) -> None:
+    fields = _fields(recorded)
+    corrections: Mapping[str, Any] = fields["corrections"]
+    state = draft.fields
+    if "occurred_at" in corrections:
+        state["occurred_at"] = _time(corrections["occurred_at"])
+    for name in ("address", "description"):
         if name in corrections:
-            changes[name] = corrections[name]
+            state[name] = corrections[name]
     if "drug_nexus" in corrections:
-        changes["drug_nexus"] = bool(corrections["drug_nexus"])
+        state["drug_nexus"] = bool(corrections["drug_nexus"])
     if "weapons" in corrections:
-        changes["weapons"] = weapon_pairs(corrections["weapons"])
+        state["weapons"] = weapon_pairs(corrections["weapons"])
     if "municipality_code" in corrections:
-        changes["municipality_code"] = corrections["municipality_code"]
-        changes["police_zone_code"] = event.police_zone_code
-    return replace(state, **changes)
+        state["municipality_code"] = corrections["municipality_code"]
+        state["police_zone_code"] = fields["police_zone_code"]
 
 
-def _attributed(state: IncidentState, event: Any) -> IncidentState:
-    current = {a.gang_id: a for a in state.attributions}
-    current[event.gang_id] = GangAttribution(
-        gang_id=event.gang_id,
-        confidence=float(event.confidence),
-        status=_value(event.status),
-        attributed_at=event.occurred_at,
+def _attributed(draft: _Draft, recorded: Recorded) -> None:
+    fields = _fields(recorded)
+    gang_id = _uuid(fields["gang_id"])
+    draft.current_gangs()[gang_id] = GangAttribution(
+        gang_id=gang_id,
+        confidence=float(fields["confidence"]),
+        status=_value(fields["status"]),
+        attributed_at=_time(fields["occurred_at"]),
     )
-    return replace(state, attributions=_attributions(current.values()))
 
 
-def _retracted(state: IncidentState, event: Any) -> IncidentState:
-    kept = (a for a in state.attributions if a.gang_id != event.gang_id)
-    return replace(state, attributions=_attributions(kept))
+def _retracted(draft: _Draft, recorded: Recorded) -> None:
+    draft.current_gangs().pop(_uuid(_fields(recorded)["gang_id"]), None)
+
+
+def _linked(draft: _Draft, _recorded: Recorded) -> None:
+    draft.fields["link_count"] += 1
+
+
+_LATER: dict[str, Callable[[_Draft, Recorded], None]] = {
+    "CasualtiesRevised": _revised,
+    "IncidentAmended": _amended,
+    "AttributedToGang": _attributed,
+    "AttributionRetracted": _retracted,
+    "IncidentLinked": _linked,
+}
+"""How each event after the report changes an incident's state (before version and position)."""
 
 
 def fold(state: IncidentState | None, recorded: Recorded) -> IncidentState | None:
     """The incident's state after `recorded` (None for events of an incident never reported)."""
-    kind = recorded.event_type
-    if kind == "ShootingReported":
-        return _reported(recorded)
-    if state is None or kind not in EVENT_TYPES:
+    if recorded.event_type == "ShootingReported":
+        return _Draft.reported(recorded).state()
+    change = _LATER.get(recorded.event_type)
+    if state is None or change is None:
         return state
-    event = recorded.event
-    if kind == "CasualtiesRevised":
-        state = replace(state, killed=int(event.killed), injured=int(event.injured))
-    elif kind == "IncidentAmended":
-        state = _amended(state, event)
-    elif kind == "AttributedToGang":
-        state = _attributed(state, event)
-    elif kind == "AttributionRetracted":
-        state = _retracted(state, event)
-    else:  # IncidentLinked
-        state = replace(state, link_count=state.link_count + 1)
-    return replace(state, version=recorded.originator_version, position=recorded.position)
+    draft = _Draft.of(state)
+    draft.follow(change, recorded)
+    return draft.state()
 
 
 def fold_batch(
-    known: dict[UUID, IncidentState], events: Iterable[Recorded]
+    known: Mapping[UUID, IncidentState], events: Iterable[Recorded]
 ) -> dict[UUID, IncidentState]:
     """Fold events (in log order) onto known states; return the states that changed."""
-    current = dict(known)
-    changed: dict[UUID, IncidentState] = {}
+    drafts: dict[UUID, _Draft] = {}
     for recorded in events:
-        after = fold(current.get(recorded.originator_id), recorded)
-        if after is not None and after != current.get(recorded.originator_id):
-            current[recorded.originator_id] = after
-            changed[recorded.originator_id] = after
+        incident = recorded.originator_id
+        if recorded.event_type == "ShootingReported":
+            drafts[incident] = _Draft.reported(recorded)
+            continue
+        change = _LATER.get(recorded.event_type)
+        if change is None:
+            continue
+        draft = drafts.get(incident)
+        if draft is None:
+            state = known.get(incident)
+            if state is None:  # an incident never reported
+                continue
+            draft = drafts[incident] = _Draft.of(state)
+        draft.follow(change, recorded)
+    changed: dict[UUID, IncidentState] = {}
+    for incident, draft in drafts.items():
+        after = draft.state()
+        if after != known.get(incident):
+            changed[incident] = after
     return changed

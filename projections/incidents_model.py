@@ -9,7 +9,7 @@ copies of the description and the address.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -20,9 +20,10 @@ from projections.incidents import (
     NAME,
     GangAttribution,
     IncidentState,
+    build_state,
     fold_batch,
     from_micros,
-    local_time,
+    local_values,
     to_micros,
 )
 from projections.store import ViewTransaction
@@ -87,8 +88,11 @@ class IncidentsProjection(Projection):
 
     def apply(self, tx: ViewTransaction, events: Sequence[Recorded]) -> None:
         """Fold the batch onto the stored states, then rewrite the incidents that changed."""
-        known = load_states(tx, {e.originator_id for e in events})
-        write_states(tx, fold_batch(known, events).values(), self._zone)
+        # An incident reported in this batch starts here (ShootingReported is its first event):
+        # only the others need their state from the tables.
+        reported = {e.originator_id for e in events if e.event_type == "ShootingReported"}
+        known = load_states(tx, {e.originator_id for e in events} - reported)
+        write_states(tx, fold_batch(known, events).values(), known, self._zone)
 
 
 def _chunks(ids: Sequence[str]) -> Iterable[tuple[list[str], str]]:
@@ -103,22 +107,24 @@ def state_from_row(
     attributions: Sequence[GangAttribution],
 ) -> IncidentState:
     """An incident's state from its row (STATE_COLUMNS) and its child rows."""
-    return IncidentState(
-        incident_id=UUID(row[0]),
-        occurred_at=from_micros(int(row[1])),
-        reported_at=from_micros(int(row[2])),
-        municipality_code=row[3],
-        police_zone_code=row[4],
-        killed=int(row[5]),
-        injured=int(row[6]),
-        weapons=tuple(sorted(weapons)),
-        address=row[7],
-        description=row[8],
-        drug_nexus=bool(row[9]),
-        attributions=tuple(sorted(attributions, key=lambda a: str(a.gang_id))),
-        link_count=int(row[10]),
-        version=int(row[11]),
-        position=int(row[12]),
+    return build_state(
+        {
+            "incident_id": UUID(row[0]),
+            "occurred_at": from_micros(int(row[1])),
+            "reported_at": from_micros(int(row[2])),
+            "municipality_code": row[3],
+            "police_zone_code": row[4],
+            "killed": int(row[5]),
+            "injured": int(row[6]),
+            "weapons": tuple(sorted(weapons)),
+            "address": row[7],
+            "description": row[8],
+            "drug_nexus": bool(row[9]),
+            "attributions": tuple(sorted(attributions, key=lambda a: str(a.gang_id))),
+            "link_count": int(row[10]),
+            "version": int(row[11]),
+            "position": int(row[12]),
+        }
     )
 
 
@@ -159,63 +165,124 @@ def load_states(tx: ViewTransaction, incident_ids: Iterable[UUID]) -> dict[UUID,
             )
         )
     weapons, attributions = load_children(tx, (row[0] for row in rows))
-    return {
-        UUID(row[0]): state_from_row(row, weapons.get(row[0], []), attributions.get(row[0], []))
-        for row in rows
-    }
-
-
-def write_states(tx: ViewTransaction, states: Iterable[IncidentState], zone: ZoneInfo) -> None:
-    """Replace the rows of the given incidents (and their child rows) with their states."""
-    states = list(states)
-    ids = [str(s.incident_id) for s in states]
-    for chunk, marks in _chunks(ids):
-        for table in IncidentsProjection.tables:
-            tx.execute(f"DELETE FROM {table} WHERE incident_id IN ({marks})", chunk)  # noqa: S608
-    tx.executemany(
-        "INSERT INTO proj_incidents (incident_id, occurred_at, reported_at, municipality_code, "
-        "police_zone_code, local_day, local_week, local_month, local_year, local_hour, "
-        "local_weekday, killed, injured, address, description, address_folded, "
-        "description_folded, drug_nexus, attribution_status, strongest_band, link_count, "
-        "version, position) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        [_row(state, zone) for state in states],
+    states = (
+        state_from_row(row, weapons.get(row[0], []), attributions.get(row[0], [])) for row in rows
     )
+    return {state.incident_id: state for state in states}
+
+
+_INSERT = (
+    "INSERT INTO proj_incidents (incident_id, occurred_at, municipality_code, police_zone_code, "
+    "local_day, local_week, local_month, local_year, local_hour, local_weekday, reported_at, "
+    "killed, injured, address, description, address_folded, description_folded, drug_nexus, "
+    "attribution_status, strongest_band, link_count, version, position) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+"""A new row: the incident id, then `_place_values` and `_other_values`."""
+_UPDATE_ALL = (
+    "UPDATE proj_incidents SET occurred_at = ?, municipality_code = ?, police_zone_code = ?, "
+    "local_day = ?, local_week = ?, local_month = ?, local_year = ?, local_hour = ?, "
+    "local_weekday = ?, reported_at = ?, killed = ?, injured = ?, address = ?, "
+    "description = ?, address_folded = ?, description_folded = ?, drug_nexus = ?, "
+    "attribution_status = ?, strongest_band = ?, link_count = ?, version = ?, position = ? "
+    "WHERE incident_id = ?"
+)
+"""A row whose time or place changed: `_place_values`, `_other_values`, the incident id."""
+_UPDATE_OTHERS = (
+    "UPDATE proj_incidents SET reported_at = ?, killed = ?, injured = ?, address = ?, "
+    "description = ?, address_folded = ?, description_folded = ?, drug_nexus = ?, "
+    "attribution_status = ?, strongest_band = ?, link_count = ?, version = ?, position = ? "
+    "WHERE incident_id = ?"
+)
+"""A row whose time and place did not change (its indexes stay): `_other_values`, the id."""
+
+
+def write_states(
+    tx: ViewTransaction,
+    states: Iterable[IncidentState],
+    stored: Mapping[UUID, IncidentState],
+    zone: ZoneInfo,
+) -> None:
+    """Write the rows of the given incidents (and their child rows) from their states.
+
+    `stored` is what the tables hold now for the incidents already in them; the others get
+    their first rows. Only what changes is written: the weapons or attributions of an
+    incident stay when they are unchanged, and so do the indexed columns of its row when its
+    time and place are.
+    """
+    inserted: list[tuple[Any, ...]] = []
+    moved: list[tuple[Any, ...]] = []
+    updated: list[tuple[Any, ...]] = []
+    weapons: list[tuple[Any, ...]] = []
+    attributions: list[tuple[Any, ...]] = []
+    stale_weapons: list[str] = []
+    stale_attributions: list[str] = []
+    for state in states:
+        incident = str(state.incident_id)
+        before = stored.get(state.incident_id)
+        if before is None:
+            inserted.append((incident, *_place_values(state, zone), *_other_values(state)))
+        elif (
+            before.occurred_at != state.occurred_at
+            or before.municipality_code != state.municipality_code
+            or before.police_zone_code != state.police_zone_code
+        ):
+            moved.append((*_place_values(state, zone), *_other_values(state), incident))
+        else:
+            updated.append((*_other_values(state), incident))
+        if before is None or before.weapons != state.weapons:
+            if before is not None:
+                stale_weapons.append(incident)
+            weapons.extend((incident, kind, count) for kind, count in state.weapons)
+        if before is None or before.attributions != state.attributions:
+            if before is not None:
+                stale_attributions.append(incident)
+            attributions.extend(
+                (
+                    incident,
+                    str(a.gang_id),
+                    a.confidence,
+                    a.status,
+                    a.band,
+                    to_micros(a.attributed_at),
+                )
+                for a in state.attributions
+            )
+    _delete(tx, "proj_incident_weapons", stale_weapons)
+    _delete(tx, "proj_incident_attributions", stale_attributions)
+    tx.executemany(_INSERT, inserted)
+    tx.executemany(_UPDATE_ALL, moved)
+    tx.executemany(_UPDATE_OTHERS, updated)
     tx.executemany(
         "INSERT INTO proj_incident_weapons (incident_id, kind, weapon_count) VALUES (?,?,?)",
-        [(str(s.incident_id), kind, count) for s in states for kind, count in s.weapons],
+        weapons,
     )
     tx.executemany(
         "INSERT INTO proj_incident_attributions (incident_id, gang_id, confidence, status, band, "
         "attributed_at) VALUES (?,?,?,?,?,?)",
-        [
-            (
-                str(s.incident_id),
-                str(a.gang_id),
-                a.confidence,
-                a.status,
-                a.band,
-                to_micros(a.attributed_at),
-            )
-            for s in states
-            for a in s.attributions
-        ],
+        attributions,
     )
 
 
-def _row(state: IncidentState, zone: ZoneInfo) -> tuple[Any, ...]:
-    local = local_time(state.occurred_at, zone)
+def _delete(tx: ViewTransaction, table: str, incident_ids: Sequence[str]) -> None:
+    for chunk, marks in _chunks(incident_ids):
+        tx.execute(f"DELETE FROM {table} WHERE incident_id IN ({marks})", chunk)  # noqa: S608
+
+
+def _place_values(state: IncidentState, zone: ZoneInfo) -> tuple[Any, ...]:
+    """The values of the columns the indexes cover, and of the local time."""
     return (
-        str(state.incident_id),
         to_micros(state.occurred_at),
-        to_micros(state.reported_at),
         state.municipality_code,
         state.police_zone_code,
-        local.day,
-        local.week,
-        local.month,
-        local.year,
-        local.hour,
-        local.weekday,
+        *local_values(state.occurred_at, zone),
+    )
+
+
+def _other_values(state: IncidentState) -> tuple[Any, ...]:
+    """The values of the columns no index covers (after the place, in `_INSERT`)."""
+    return (
+        to_micros(state.reported_at),
         state.killed,
         state.injured,
         state.address,

@@ -7,9 +7,11 @@ checks they hold exactly what a log with the final facts from the start gives.
 
 from __future__ import annotations
 
+import functools
+import json
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import MISSING, fields, replace
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import count, pairwise
 from types import SimpleNamespace
@@ -18,6 +20,7 @@ from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
+from eventsourcing.persistence import Notification
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +37,7 @@ from projections.incidents import (
     UNATTRIBUTED,
     IncidentState,
     LocalTime,
+    build_state,
     confidence_band,
     fold,
     fold_batch,
@@ -45,7 +49,10 @@ from projections.incidents import (
 from projections.incidents_model import IncidentsProjection, load_states
 from projections.store import ViewStore
 from service.areas import load_catalog
-from service.domain.values import AttributionStatus, Weapon, WeaponKind
+from service.domain.incident import Incident
+from service.domain.values import AttributionStatus, LinkKind, TimePrecision, Weapon, WeaponKind
+from service.store.transcoding import registry_mapper, registry_transcoder
+from tests.support.projections import dump_models
 
 BRUSSELS = load_catalog("brussels")
 ZONE = ZoneInfo(BRUSSELS.timezone)
@@ -187,6 +194,16 @@ def test_weapons_are_ordered_by_kind_and_a_kind_given_twice_is_summed():
 
 
 # --- The fold -----------------------------------------------------------------------------
+
+
+def test_a_state_built_from_its_fields_equals_one_constructed():
+    # build_state skips the dataclass's __init__, which is safe only without defaults and
+    # without __post_init__.
+    assert all(f.default is MISSING and f.default_factory is MISSING for f in fields(IncidentState))
+    assert not hasattr(IncidentState, "__post_init__")
+    state = folded(Log()(uuid4(), "ShootingReported", reported()))
+    assert state is not None
+    assert build_state(dict(vars(state))) == IncidentState(**vars(state))
 
 
 def test_a_report_sets_every_fact_and_the_version_and_position():
@@ -535,3 +552,148 @@ def test_corrections_folded_in_pages_equal_the_final_facts_from_the_start(steps,
     }
     assert {state.incident_id for state, _ in listed} == reported_ids
     assert breakdowns[0].incidents == len(reported_ids)
+
+
+# --- The stored-payload path folds exactly like decoded events ------------------------------
+
+
+TRANSCODER = registry_transcoder()
+
+
+def stored_and_read_back(events: list[Recorded]) -> tuple[list[Recorded], list[Recorded]]:
+    """The events stored as the registry stores them, then read back two ways.
+
+    Decoded (as RegistryMapper.to_domain_event decodes them), and as their stored payloads
+    alone (what RegistryMapper.to_payload gives), where reading `event` would fail.
+    """
+    decoded: list[Recorded] = []
+    payloads: list[Recorded] = []
+    for r in events:
+        data = TRANSCODER.encode(dict(vars(r.event)))
+        place: dict[str, Any] = {
+            "position": r.position,
+            "event_type": r.event_type,
+            "originator_id": r.originator_id,
+            "originator_version": r.originator_version,
+        }
+        decoded.append(Recorded(**place, event=SimpleNamespace(**TRANSCODER.decode(data))))
+        payloads.append(Recorded(**place, payload=functools.partial(json.loads, data)))
+    return decoded, payloads
+
+
+def payload_only(events: list[Recorded]) -> list[Recorded]:
+    """Stored events offering only their payloads: reading `event` would fail."""
+    return [
+        Recorded(
+            position=r.position,
+            event_type=r.event_type,
+            originator_id=r.originator_id,
+            originator_version=r.originator_version,
+            payload=r.payload,
+        )
+        for r in events
+    ]
+
+
+@settings(
+    max_examples=100,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(steps=logs(), data=st.data())
+def test_folding_stored_payloads_equals_folding_decoded_events(steps, data):
+    events = numbered(steps)
+    decoded, payloads = stored_and_read_back(events)
+    # The pure fold gives the very same states from either form.
+    assert fold_batch({}, payloads) == fold_batch({}, decoded)
+    # And the tables, folded in pages, hold the same rows as for the events never stored
+    # (stored times come back with fixed offsets: the same instants, the same rows).
+    cuts = data.draw(st.lists(st.integers(min_value=0, max_value=len(events)), max_size=4))
+    from_events, from_payloads = memory_store(), memory_store()
+    try:
+        apply_pages(from_events, events, cuts)
+        apply_pages(from_payloads, payloads, cuts)
+        projection = IncidentsProjection(BRUSSELS)
+        assert dump_models(from_payloads, [projection]) == dump_models(from_events, [projection])
+    finally:
+        from_events.close()
+        from_payloads.close()
+
+
+def test_events_of_the_domain_fold_alike_from_the_store_and_decoded():
+    # Real events, stored by the registry's mapper: the payload path reads their stored form.
+    incident = Incident(
+        occurred_at=WHEN,
+        occurred_at_precision=TimePrecision.MINUTE,
+        reported_at=REPORTED,
+        municipality_code=ANDERLECHT,
+        police_zone_code=MIDI,
+        address="Place de la Vaillance",
+        location=None,
+        weapons=(Weapon(WeaponKind.SHOTGUN, 1), Weapon(WeaponKind.HANDGUN, 2)),
+        assailant_count=2,
+        assailants_masked=True,
+        killed=0,
+        injured=1,
+        drug_nexus=False,
+        description="Shots fired",
+        sources=(),
+        external_reference="BR.2024.000001",
+    )
+    incident.revise_casualties(occurred_at=REPORTED, killed=1, injured=2, reason="died")
+    incident.attribute_to_gang(
+        occurred_at=REPORTED,
+        gang_id=GANG_B,
+        confidence=0.9,
+        status=AttributionStatus.CONFIRMED,
+        basis="informant",
+    )
+    incident.attribute_to_gang(
+        occurred_at=REPORTED,
+        gang_id=GANG_A,
+        confidence=0.5,
+        status=AttributionStatus.SUSPECTED,
+        basis="territory",
+    )
+    incident.amend(
+        occurred_at=REPORTED,
+        corrections={
+            "occurred_at": WHEN - timedelta(hours=1),
+            "municipality_code": BRUXELLES,
+            "weapons": (Weapon(WeaponKind.ASSAULT_RIFLE, 3),),
+            "drug_nexus": True,
+        },
+        police_zone_code=CAPITALE,
+        reason="police report",
+    )
+    incident.retract_attribution(occurred_at=REPORTED, gang_id=GANG_B, reason="alibi")
+    incident.link(
+        occurred_at=REPORTED, related_incident_id=uuid4(), kind=LinkKind.SAME_SERIES, note=""
+    )
+    mapper = registry_mapper()
+    stored = [
+        Recorded.stored(
+            Notification(e.originator_id, e.originator_version, e.topic, e.state, n), mapper
+        )
+        for n, e in enumerate(map(mapper.to_stored_event, incident.collect_events()), start=1)
+    ]
+    assert all(r.payload() is not None for r in stored)
+    decoded = [
+        Recorded(
+            position=r.position,
+            event_type=r.event_type,
+            originator_id=r.originator_id,
+            originator_version=r.originator_version,
+            event=r.event,
+        )
+        for r in stored
+    ]
+    from_store = fold_batch({}, payload_only(stored))
+    assert from_store == fold_batch({}, decoded)
+    state = from_store[incident.id]
+    assert (state.municipality_code, state.police_zone_code) == (BRUXELLES, CAPITALE)
+    assert state.weapons == (("assault_rifle", 3),)
+    assert [(a.gang_id, a.status) for a in state.attributions] == [(GANG_A, SUSPECTED)]
+    assert (state.killed, state.injured, state.drug_nexus, state.link_count) == (1, 2, True, 1)
