@@ -76,6 +76,12 @@ class ProjectionRunner:
         self.error = ""
         store.install(projection.name, projection.version, projection.schema, projection.tables)
 
+    def progress(self) -> tuple[int, int] | None:
+        """(position, tracked position written) when applied here; None when only watched."""
+        if not self.applying or self._persisted is None:
+            return None
+        return self.position, self._persisted
+
     @property
     def failure(self) -> str | None:
         """Why the projection stopped, if it is FAULTED."""

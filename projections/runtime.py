@@ -80,8 +80,16 @@ class Projections:
     async def read(self, query: Callable[[ViewTransaction], T]) -> T:
         """Run a query in one read transaction (one snapshot) on the views' own threads."""
 
+        # Taken on the event loop, where runners move, before the snapshot is.
+        progress = {
+            name: found
+            for name, runner in self.runners.items()
+            if (found := runner.progress()) is not None
+        }
+
         def run() -> T:
             with self.store.transaction(write=False) as tx:
+                tx.progress = progress
                 return query(tx)
 
         try:

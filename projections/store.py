@@ -85,6 +85,9 @@ class ViewTransaction:
     def __init__(self, cursor: Any, dialect: str) -> None:
         self._cursor = cursor
         self.dialect = dialect
+        self.progress: dict[str, tuple[int, int]] = {}
+        """Per projection applied in this process: (its position, its tracked position) as
+        they were when this transaction began (see `position`)."""
 
     def _sql(self, statement: str) -> str:
         return statement if self.dialect == "sqlite" else statement.replace("?", "%s")
@@ -129,9 +132,16 @@ class ViewTransaction:
         )
 
     def position(self, name: str) -> int:
-        """A projection's tracked position, as of this transaction's snapshot."""
+        """The log position a projection's rows in this snapshot reflect.
+
+        That is the tracked position, or further when the runner in this process has since
+        moved past events that are not its own without writing the position yet (rows then
+        unchanged, so they reflect that position too).
+        """
         row = self.fetchone("SELECT position FROM projection_state WHERE name = ?", (name,))
-        return int(row[0]) if row else 0
+        tracked = int(row[0]) if row else 0
+        position, persisted = self.progress.get(name, (tracked, tracked))
+        return max(tracked, position) if tracked == persisted else tracked
 
     def advance(self, name: str, *, previous: int, position: int) -> None:
         """Move a projection from `previous` to `position`, or raise if it is elsewhere."""

@@ -206,3 +206,23 @@ def test_operations_check_their_arguments(admin, incidents):
         assert (resource.resource_type, resource.resource_name) == ("projection", "nope")
     # Nothing was changed by the refused calls.
     assert info(admin).state == pb.PROJECTION_STATE_RUNNING
+
+
+@BOTH_STORES
+def test_a_read_reports_a_position_past_events_the_model_does_not_read(
+    incidents, gangs, statistics
+):
+    report(incidents)
+    # A gang registration means nothing to the statistics: the model reflects it at once,
+    # although its tracked position is written a moment later.
+    position = gangs.RegisterGang(b.gang(), metadata=ACTOR_METADATA).result.position
+    reply = statistics.GetAreaStatistics(
+        spb.GetAreaStatisticsRequest(
+            area_kind=spb.AREA_KIND_MUNICIPALITY,
+            period_kind=spb.PERIOD_KIND_YEAR,
+            min_position=position,
+        ),
+        timeout=WAIT,
+    )
+    assert reply.position >= position
+    assert [(row.area_code, row.incidents) for row in reply.rows] == [(ANDERLECHT, 1)]
