@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BUF := tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint typecheck buf-lint check-generated generate unit integration bench bench-subscribe bench-projection clean
+.PHONY: run test setup lint typecheck buf-lint check-generated generate unit integration bench bench-subscribe bench-projection bench-import bench-cli-import clean
 
 ## setup: create the virtualenv and install the service, the client and the dev tools
 setup: $(STAMP)
@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml clients/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ./clients -e ".[dev]"
+	$(PY) -m pip install --quiet -e "./clients[cli]" -e ".[dev]"
 	touch $(STAMP)
 
 $(BUF): tools/package.json
@@ -62,6 +62,14 @@ bench-subscribe: setup
 ## bench-projection: statistics rebuild rate against raw decoding, and live projection lag
 bench-projection: setup
 	$(PY) benchmarks/projection.py
+
+## bench-cli-import: `incidents import` of a 100,000-event export into a fresh SQLite registry
+bench-cli-import: setup
+	$(PY) benchmarks/cli_import.py
+
+## bench-import: ImportEvents (and ReportShootings) into a fresh SQLite registry against a raw insert
+bench-import: setup
+	$(PY) benchmarks/import_events.py
 
 clean:
 	rm -rf $(VENV) tools/node_modules .mypy_cache .ruff_cache .pytest_cache
