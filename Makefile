@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BUF := tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint typecheck buf-lint check-generated generate unit integration bench bench-subscribe bench-projection bench-import bench-cli-import clean
+.PHONY: run test setup lint typecheck buf-lint buf-breaking api-baseline check-generated generate unit integration bench bench-subscribe bench-projection bench-import bench-cli-import clean
 
 ## setup: create the virtualenv and install the service, the client and the dev tools
 setup: $(STAMP)
@@ -25,7 +25,7 @@ run: setup
 	$(PY) -m service
 
 ## test: set up, check generated code and lint, then run every test
-test: setup check-generated buf-lint lint typecheck
+test: setup check-generated buf-lint buf-breaking lint typecheck
 	$(PY) -m pytest -q
 
 unit: setup
@@ -43,6 +43,14 @@ check-generated: setup
 
 buf-lint: $(BUF)
 	$(BUF) lint
+
+## buf-breaking: fail if the API breaks compatibility (FILE rules) with the released baseline
+buf-breaking: $(BUF)
+	$(BUF) breaking --against proto/api-baseline.binpb
+
+## api-baseline: record the current API as the baseline (on a release, after review)
+api-baseline: $(BUF)
+	$(BUF) build -o proto/api-baseline.binpb
 
 lint: setup
 	$(VENV)/bin/ruff check .
