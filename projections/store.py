@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from service.store.postgres import PostgresSettings
 
 VIEW_LOCK = 7_260_417_396
 """Advisory lock key held while creating or migrating read-model tables on PostgreSQL."""
+
+INSTALL_SECONDS = 30.0
+"""How long creating a projection's tables keeps retrying a locked or unreachable database."""
 
 RUNNING = "running"
 PAUSED = "paused"
@@ -254,8 +258,23 @@ class ViewStore:
         """Create a projection's tables; drop and recreate them when its version changed.
 
         A projection whose code changed the meaning of its rows bumps its version, and its model
-        is rebuilt from the start of the log.
+        is rebuilt from the start of the log. A server and a worker starting together on one
+        SQLite file may find it locked for a moment: that is retried for INSTALL_SECONDS.
         """
+        deadline = time.monotonic() + INSTALL_SECONDS
+        while True:
+            try:
+                self._install(name, version, schema, tables)
+            except ViewUnavailableError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+            else:
+                return
+
+    def _install(
+        self, name: str, version: int, schema: Sequence[str], tables: Sequence[str]
+    ) -> None:
         with self.transaction() as tx:
             if self._ddl_lock:
                 # Servers and workers may start together: create tables one at a time.

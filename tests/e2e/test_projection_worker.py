@@ -40,14 +40,26 @@ StoreOpener = Callable[[], EventStoreBackend]
 
 
 def _start(module: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", module],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    # Errors go to a file named in the environment, so that a failed start can be shown.
+    log = Path(env["INCIDENTS_TEST_LOG_DIR"]) / f"{module}.log"
+    with log.open("a") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", module],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+        )
+
+
+def _wait_serving(target: str, env: dict[str, str]) -> None:
+    try:
+        wait_serving(target, timeout=40.0)
+    except AssertionError as err:
+        logs = sorted(Path(env["INCIDENTS_TEST_LOG_DIR"]).glob("*.log"))
+        tails = "\n".join(f"--- {log.name}\n{log.read_text()[-2000:]}" for log in logs)
+        raise AssertionError(f"{err}\n{tails}") from None
 
 
 def _rows(stub, min_position: int) -> list[tuple[str, str, int, int, int]]:
@@ -114,12 +126,13 @@ def test_a_worker_killed_mid_load_resumes_without_double_counting(tmp_path, stor
         "INCIDENTS_LISTEN_ADDRESS": f"127.0.0.1:{port}",
         "INCIDENTS_PROJECTIONS_IN_PROCESS": "false",
         "INCIDENTS_LOG_LEVEL": "warning",
+        "INCIDENTS_TEST_LOG_DIR": str(tmp_path),
     }
     server = _start("service", env)
     worker = _start("projections", env)
     try:
         target = f"127.0.0.1:{port}"
-        wait_serving(target)
+        _wait_serving(target, env)
         with grpc.insecure_channel(target) as channel:
             incidents = incident_service_pb2_grpc.IncidentServiceStub(channel)
             statistics = statistics_service_pb2_grpc.StatisticsServiceStub(channel)
@@ -188,12 +201,13 @@ def test_operations_through_a_server_steer_the_worker(tmp_path, store_env):
         "INCIDENTS_LISTEN_ADDRESS": f"127.0.0.1:{port}",
         "INCIDENTS_PROJECTIONS_IN_PROCESS": "false",
         "INCIDENTS_LOG_LEVEL": "warning",
+        "INCIDENTS_TEST_LOG_DIR": str(tmp_path),
     }
     server = _start("service", env)
     worker = _start("projections", env)
     try:
         target = f"127.0.0.1:{port}"
-        wait_serving(target)
+        _wait_serving(target, env)
         with grpc.insecure_channel(target) as channel:
             incidents = incident_service_pb2_grpc.IncidentServiceStub(channel)
             statistics = statistics_service_pb2_grpc.StatisticsServiceStub(channel)
