@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TORONTO_CSV = ROOT.parent / "shared" / "data" / "toronto_shootings.csv"
 MAPPING = ROOT / "clients" / "examples" / "toronto_mapping.json"
 SLICE = 400
+TORONTO_ROWS = 6_295
 
 
 @pytest.fixture
@@ -224,3 +225,25 @@ def test_mapping_mistakes_are_usage_errors(cli, tmp_path):
     assert "unknown mapping fields: occurd_at" in result.stderr
     wrong.write_text(json.dumps({"row_key": {"column": "id"}, "municipality": {"column": "c"}}))
     assert "needs 'occurred_at'" in cli("import", str(data), "--mapping", str(wrong), code=2).stderr
+
+
+def test_the_whole_toronto_file_imported_after_an_interruption_matches_the_csv(toronto, tmp_path):
+    # The import is interrupted halfway: the first half landed, its checkpoint was not written.
+    rows = TORONTO_CSV.read_text(encoding="utf-8").splitlines(keepends=True)
+    half = tmp_path / "half.csv"
+    half.write_text("".join(rows[: 1 + (len(rows) - 1) // 2]), encoding="utf-8")
+    invoke(toronto.target, "import", str(half), "--mapping", str(MAPPING))
+    # Re-run on the whole file: the landed rows are replayed, the rest imported, once each.
+    summary = invoke_json(toronto.target, "import", str(TORONTO_CSV), "--mapping", str(MAPPING))
+    assert summary["imported"] + summary["skipped"] == TORONTO_ROWS
+    with RegistryClient(toronto.target) as registry:
+        head = registry.get_head().position
+        assert head == TORONTO_ROWS  # exactly one ShootingReported per row
+        served = registry.get_area_statistics(
+            area_kind=AreaKind.MUNICIPALITY, period_kind=PeriodKind.YEAR, min_position=head
+        )
+    incidents, injured = expected(TORONTO_CSV)
+    assert {(r.area_code, r.period): r.incidents for r in served.rows} == dict(incidents)
+    assert {(r.area_code, r.period): r.injured for r in served.rows if r.injured} == {
+        key: count for key, count in injured.items() if count
+    }

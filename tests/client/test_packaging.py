@@ -135,6 +135,21 @@ def test_the_wheel_installs_in_a_clean_venv_and_calls_a_server(tmp_path, server)
     )
     out = run(python, "-c", script, server.target, cwd=tmp_path)
     assert out.strip() == "True"
+    # The examples run on nothing but the installed client.
+    examples = Path(__file__).resolve().parents[2] / "clients" / "examples"
+    reported = run(python, examples / "report_and_wait.py", "--target", server.target, cwd=tmp_path)
+    assert reported.strip()
+    followed = run(
+        python,
+        examples / "follow_log.py",
+        "--target",
+        server.target,
+        "--until-caught-up",
+        cwd=tmp_path,
+    )
+    assert "ShootingReported" in followed
+    report = run(python, examples / "monthly_asset_report.py", "--target", server.target)
+    assert report.strip()
     installed = run(python, "-m", "pip", "list", "--format=freeze")
     names = {normalized(line.split("==")[0]) for line in installed.split()}
     # The client, its two dependencies and theirs; pip and setuptools come with the venv.
