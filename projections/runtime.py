@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -92,11 +93,8 @@ class Projections:
                 tx.progress = progress
                 return query(tx)
 
-        try:
+        with _unavailable_as_store_error():
             return await asyncio.get_running_loop().run_in_executor(self._reads, run)
-        except ViewUnavailableError as err:
-            msg = f"the read models' database is unavailable: {err}"
-            raise StoreUnavailableError(msg) from err
 
     async def status(self, name: str) -> ProjectionStatus:
         """One projection's state, with its lag behind the head of the log."""
@@ -164,12 +162,19 @@ class Projections:
 
     async def _control(self, name: str, change: Callable[[], None]) -> None:
         runner = self.runner(name)
-        try:
+        with _unavailable_as_store_error():
             await asyncio.get_running_loop().run_in_executor(self._reads, change)
-        except ViewUnavailableError as err:
-            msg = f"the read models' database is unavailable: {err}"
-            raise StoreUnavailableError(msg) from err
         try:
             await runner.refresh()
         except ViewUnavailableError:
             runner.nudge()
+
+
+@contextmanager
+def _unavailable_as_store_error() -> Iterator[None]:
+    """Report a lost read-model database as the API's UNAVAILABLE (retry)."""
+    try:
+        yield
+    except ViewUnavailableError as err:
+        msg = f"the read models' database is unavailable: {err}"
+        raise StoreUnavailableError(msg) from err

@@ -53,12 +53,6 @@ class Totals:
     killed: int = 0
     injured: int = 0
 
-    def add(self, incidents: int, killed: int, injured: int) -> None:
-        """Add (or, with negative numbers, remove) a contribution."""
-        self.incidents += incidents
-        self.killed += killed
-        self.injured += injured
-
 
 def period_keys(moment: datetime, zone: ZoneInfo) -> dict[str, str]:
     """Return the day, ISO week, month and year of `moment` in the catalog's time zone."""
@@ -79,14 +73,19 @@ def _date_periods(day: date) -> tuple[tuple[str, str], ...]:
 
 def buckets(facts: IncidentFacts, zone: ZoneInfo) -> list[Bucket]:
     """Every bucket one incident counts in."""
-    periods = period_keys(facts.occurred_at, zone)
+    return [Bucket(*key) for key in _bucket_keys(facts, zone)]
+
+
+def _bucket_keys(facts: IncidentFacts, zone: ZoneInfo) -> list[tuple[str, str, str, str]]:
+    """The buckets of `buckets` as plain tuples (equal to them), for the fold's hot loop."""
+    periods = _date_periods(facts.occurred_at.astimezone(zone).date())
     return [
-        Bucket(area_kind, area_code, period_kind, periods[period_kind])
+        (area_kind, area_code, period_kind, period)
         for area_kind, area_code in (
             ("municipality", facts.municipality_code),
             ("police_zone", facts.police_zone_code),
         )
-        for period_kind in PERIOD_KINDS
+        for period_kind, period in periods
     ]
 
 
@@ -118,22 +117,16 @@ class StatisticsBatch:
 
     def _count(self, facts: IncidentFacts, sign: int) -> None:
         # The hot loop of a rebuild: plain tuples and lists, no objects per bucket.
-        periods = _date_periods(facts.occurred_at.astimezone(self._zone).date())
         killed, injured = sign * facts.killed, sign * facts.injured
         deltas = self._deltas
-        for area_kind, area_code in (
-            ("municipality", facts.municipality_code),
-            ("police_zone", facts.police_zone_code),
-        ):
-            for period_kind, period in periods:
-                key = (area_kind, area_code, period_kind, period)
-                totals = deltas.get(key)
-                if totals is None:
-                    deltas[key] = [sign, killed, injured]
-                else:
-                    totals[0] += sign
-                    totals[1] += killed
-                    totals[2] += injured
+        for key in _bucket_keys(facts, self._zone):
+            totals = deltas.get(key)
+            if totals is None:
+                deltas[key] = [sign, killed, injured]
+            else:
+                totals[0] += sign
+                totals[1] += killed
+                totals[2] += injured
 
     @property
     def touched(self) -> int:
