@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from typing import Any
 
 import grpc
@@ -33,6 +30,7 @@ from projections.runtime import Projections
 from service.api.catch_up import wait_until_caught_up
 from service.api.enums import ATTRIBUTION_STATUS, WEAPON_KIND
 from service.api.fields import FieldReader
+from service.api.page_tokens import decode_page_token, encode_page_token
 from service.api.timestamps import stamp
 from service.areas import AreaCatalog
 from service.domain.values import AttributionStatus, WeaponKind
@@ -79,7 +77,13 @@ class IncidentQueryServicer(pb_grpc.IncidentQueryServiceServicer):
         reader.check(
             0 < page_size <= MAX_PAGE_SIZE, "page_size", f"must be from 1 to {MAX_PAGE_SIZE}"
         )
-        after = read_page_token(request.page_token, selection.fingerprint(), reader)
+        token = decode_page_token(
+            request.page_token,
+            selection.fingerprint(),
+            reader,
+            other_selection="was issued for other filters; list again without a page_token",
+        )
+        after = None if token is None else PageKey(occurred_at=token[0], incident_id=token[1])
         reader.count(request.min_position, "min_position")
         reader.raise_if_any()
         await wait_until_caught_up(
@@ -95,7 +99,7 @@ class IncidentQueryServicer(pb_grpc.IncidentQueryServiceServicer):
         more = len(listed) > page_size
         return pb.ListIncidentsResponse(
             incidents=[summary(incident) for incident in page],
-            next_page_token=page_token(page_key(page[-1]), selection) if more else "",
+            next_page_token=_next_token(page_key(page[-1]), selection) if more else "",
             position=position,
         )
 
@@ -154,35 +158,6 @@ def read_filter(
     )
 
 
-def page_token(key: PageKey, selection: IncidentFilter) -> str:
-    """An opaque token for the page after `key`, bound to the filter."""
-    data = {"f": selection.fingerprint(), "t": key.occurred_at, "i": key.incident_id}
-    raw = json.dumps(data, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def read_page_token(token: str, fingerprint: str, reader: FieldReader) -> PageKey | None:
-    """The key a page token continues after (None without a token)."""
-    if not token:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        key = PageKey(occurred_at=data["t"], incident_id=data["i"])
-        ok = isinstance(key.occurred_at, int) and isinstance(key.incident_id, str)
-        bound = data["f"]
-    except (ValueError, TypeError, KeyError, binascii.Error):
-        ok, bound = False, ""
-    if not reader.check(ok, "page_token", "is not a page token this service issued"):
-        return None
-    if not reader.check(
-        bound == fingerprint,
-        "page_token",
-        "was issued for other filters; list again without a page_token",
-    ):
-        return None
-    return key
-
-
 def _attribution(value: GangAttribution) -> pb.AttributionSummary:
     return pb.AttributionSummary(
         gang_id=str(value.gang_id),
@@ -223,3 +198,7 @@ def summary(incident: ListedIncident) -> pb.IncidentSummary:
         attributions=[_attribution(a) for a in state.attributions],
         link_count=state.link_count,
     )
+
+
+def _next_token(key: PageKey, selection: IncidentFilter) -> str:
+    return encode_page_token((key.occurred_at, key.incident_id), selection.fingerprint())

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 from typing import Any
 
 import grpc
@@ -18,6 +15,7 @@ from projections.waves import NAME, micros
 from projections.waves_model import WaveRow, query_waves
 from service.api.catch_up import wait_until_caught_up
 from service.api.fields import FieldReader
+from service.api.page_tokens import decode_page_token, encode_page_token
 from service.api.timestamps import stamp
 from service.areas import AreaCatalog
 from service.store.base import EventStoreBackend
@@ -66,7 +64,12 @@ class WaveServicer(pb_grpc.WaveServiceServicer):
         reader.count(request.page_size, "page_size")
         reader.count(request.min_position, "min_position")
         selection = _fingerprint(request)
-        after = read_page_token(request.page_token, selection, reader)
+        after = decode_page_token(
+            request.page_token,
+            selection,
+            reader,
+            other_selection="was issued for another selection; list again",
+        )
         reader.raise_if_any()
         limit = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         await wait_until_caught_up(
@@ -92,7 +95,13 @@ class WaveServicer(pb_grpc.WaveServiceServicer):
         more = len(rows) > limit
         return pb.ListWavesResponse(
             waves=[violence_wave(row) for row in page],
-            next_page_token=page_token(page[-1], selection) if more else "",
+            next_page_token=(
+                encode_page_token(
+                    (micros(page[-1].first_occurred_at), str(page[-1].wave_id)), selection
+                )
+                if more
+                else ""
+            ),
             position=position,
         )
 
@@ -141,29 +150,3 @@ def _fingerprint(request: pb.ListWavesRequest) -> str:
     selection.ClearField("page_token")
     selection.ClearField("min_position")
     return hashlib.sha256(selection.SerializeToString(deterministic=True)).hexdigest()[:16]
-
-
-def page_token(last: WaveRow, selection: str) -> str:
-    """An opaque token for the page after `last`, bound to the selection."""
-    data = {"s": selection, "t": micros(last.first_occurred_at), "w": str(last.wave_id)}
-    raw = json.dumps(data, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def read_page_token(token: str, selection: str, reader: FieldReader) -> tuple[int, str] | None:
-    """The (first shooting, wave id) a page token continues after (None without a token)."""
-    if not token:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        key, bound = (data["t"], data["w"]), data["s"]
-        ok = isinstance(key[0], int) and isinstance(key[1], str)
-    except (ValueError, TypeError, KeyError, binascii.Error):
-        ok, bound, key = False, "", (0, "")
-    if not reader.check(ok, "page_token", "is not a page token this service issued"):
-        return None
-    if not reader.check(
-        bound == selection, "page_token", "was issued for another selection; list again"
-    ):
-        return None
-    return key
