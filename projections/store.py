@@ -17,10 +17,17 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 
+from projections.connections import (
+    Connection,
+    Connections,
+    PerThreadConnections,
+    PooledConnections,
+)
+from service.store.base import SchemaNotReadyError
 from service.store.postgres import PostgresSettings
 
 VIEW_LOCK = 7_260_417_396
@@ -74,13 +81,6 @@ class ProjectionState:
     def paused(self) -> bool:
         """Has an operator paused it?"""
         return self.status == PAUSED
-
-
-class _Connection(Protocol):
-    def cursor(self) -> Any: ...
-    def commit(self) -> None: ...
-    def rollback(self) -> None: ...
-    def close(self) -> None: ...
 
 
 class ViewTransaction:
@@ -178,34 +178,26 @@ def _now() -> str:
 
 
 class ViewStore:
-    """Transactions on the read models' database, one connection per thread."""
+    """Transactions on the read models' database, over connections lent by `connections`."""
 
     def __init__(
         self,
-        connect: Callable[[], _Connection],
+        connections: Connections | Callable[[], Connection],
         dialect: str,
         *,
         ddl_lock: str = "",
         begin_write: str = "BEGIN",
+        migrate: bool = True,
     ) -> None:
-        self._connect = connect
+        self._connections: Connections = (
+            PerThreadConnections(connections) if callable(connections) else connections
+        )
         self.dialect = dialect
+        self.migrate = migrate
+        """Create and migrate projection tables on install; when off, only check them."""
         self._ddl_lock = ddl_lock
         self._begin_write = begin_write
-        self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._all: list[_Connection] = []
-        self._all_lock = threading.Lock()
-        self._closed = False
-
-    def _connection(self) -> _Connection:
-        conn: _Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-            with self._all_lock:
-                self._all.append(conn)
-        return conn
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[ViewTransaction]:
@@ -216,41 +208,30 @@ class ViewStore:
         # Runners of one process take turns writing an SQLite file here, instead of waiting in
         # SQLite's busy handler (which sleeps in steps of up to 100 ms).
         serialised = self._write_lock if write and self.dialect == "sqlite" else nullcontext()
-        conn: _Connection | None = None
         try:
-            with serialised:
-                conn = self._connection()
-                cursor = conn.cursor()
-                if self.dialect == "sqlite":
-                    cursor.execute(self._begin_write if write else "BEGIN")
-                elif not write:
-                    # Rows and the position they reflect come from one snapshot.
-                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                yield ViewTransaction(cursor, self.dialect)
-                conn.commit()
+            with serialised, self._connections.lease() as conn:
+                try:
+                    cursor = conn.cursor()
+                    if self.dialect == "sqlite":
+                        cursor.execute(self._begin_write if write else "BEGIN")
+                    elif not write:
+                        # Rows and the position they reflect come from one snapshot.
+                        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    yield ViewTransaction(cursor, self.dialect)
+                    conn.commit()
+                except _CONNECTION_ERRORS as err:
+                    if not _transient(err):
+                        _rollback(conn)
+                        raise
+                    self._connections.discard(conn)
+                    raise
+                except BaseException:
+                    _rollback(conn)
+                    raise
         except _CONNECTION_ERRORS as err:
             if not _transient(err):
-                self._rollback(conn)
                 raise
-            self._drop(conn)
             raise ViewUnavailableError(str(err)) from err
-        except BaseException:
-            self._rollback(conn)
-            raise
-
-    def _rollback(self, conn: _Connection | None) -> None:
-        if conn is not None:
-            with contextlib.suppress(*_CONNECTION_ERRORS):
-                conn.rollback()
-
-    def _drop(self, conn: _Connection | None) -> None:
-        self._local.conn = None
-        if conn is not None:
-            with self._all_lock:
-                if conn in self._all:
-                    self._all.remove(conn)
-            with contextlib.suppress(Exception):
-                conn.close()
 
     def install(
         self, name: str, version: int, schema: Sequence[str], tables: Sequence[str]
@@ -275,6 +256,9 @@ class ViewStore:
     def _install(
         self, name: str, version: int, schema: Sequence[str], tables: Sequence[str]
     ) -> None:
+        if not self.migrate:
+            self._check_installed(name, version)
+            return
         with self.transaction() as tx:
             if self._ddl_lock:
                 # Servers and workers may start together: create tables one at a time.
@@ -294,6 +278,21 @@ class ViewStore:
                     "ON CONFLICT (name) DO NOTHING",
                     (name, version, RUNNING, _now()),
                 )
+
+    def _check_installed(self, name: str, version: int) -> None:
+        """Raise SchemaNotReadyError unless the projection's tables are at `version`."""
+        try:
+            with self.transaction(write=False) as tx:
+                state = tx.state(name)
+        except (sqlite3.OperationalError, psycopg.errors.UndefinedTable):
+            state = None  # no projection_state table yet
+        if state is None or state.version != version:
+            found = "not installed" if state is None else f"at version {state.version}"
+            msg = (
+                f"the read model {name} is {found}, this code needs version {version}: run "
+                "`incident-registry-server migrate` (or start with INCIDENTS_MIGRATE_ON_START=true)"
+            )
+            raise SchemaNotReadyError(msg)
 
     def state(self, name: str) -> ProjectionState:
         """A projection's current state."""
@@ -322,21 +321,28 @@ class ViewStore:
         with self.transaction() as tx:
             tx.set_status(name, status, error)
 
+    def pool_stats(self) -> dict[str, int] | None:
+        """The connection pool's statistics now (psycopg_pool's `get_stats`: `pool_size`,
+        `pool_available`, `pool_max`, `requests_waiting`, ...); None when not pooled."""
+        if isinstance(self._connections, PooledConnections):
+            return self._connections.pool.get_stats()
+        return None
+
     def close(self) -> None:
         """Close every connection this store opened."""
-        with self._all_lock:
-            connections, self._all = self._all, []
-        for conn in connections:
-            with contextlib.suppress(Exception):
-                conn.close()
-        self._local = threading.local()
+        self._connections.close()
 
 
-def sqlite_store(path: Path) -> ViewStore:
+def _rollback(conn: Connection) -> None:
+    with contextlib.suppress(*_CONNECTION_ERRORS):
+        conn.rollback()
+
+
+def sqlite_store(path: Path, *, migrate: bool = True) -> ViewStore:
     """Read models in their own SQLite file (they never contend with the log's writer)."""
     path.parent.mkdir(parents=True, exist_ok=True)
 
-    def connect() -> _Connection:
+    def connect() -> Connection:
         conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         # Rows and position commit together, and a model can be rebuilt from the log: a
@@ -346,30 +352,46 @@ def sqlite_store(path: Path) -> ViewStore:
 
     # Writers take the lock up front: several projections share the file, and a read
     # transaction upgraded to a write after another commit would fail with SQLITE_BUSY.
-    return ViewStore(connect, "sqlite", begin_write="BEGIN IMMEDIATE")
+    return ViewStore(connect, "sqlite", begin_write="BEGIN IMMEDIATE", migrate=migrate)
 
 
-def postgres_store(settings: PostgresSettings) -> ViewStore:
-    """Read models in the event store's PostgreSQL schema."""
-
-    def connect() -> _Connection:
-        return psycopg.connect(
-            host=settings.host,
-            port=settings.port,
-            dbname=settings.dbname,
-            user=settings.user,
-            password=settings.password,
-            connect_timeout=int(settings.connect_timeout),
-            options=f"-c search_path={settings.schema}",
-        )
-
-    return ViewStore(connect, "postgres", ddl_lock=f"SELECT pg_advisory_xact_lock({VIEW_LOCK})")
+def view_application_name(schema: str) -> str:
+    """The application_name of the read models' PostgreSQL sessions for `schema`."""
+    return f"incident-registry views {schema}"[:63]
 
 
-def store_for(backend: object, sqlite_path: Path) -> ViewStore:
+def postgres_store(settings: PostgresSettings, *, migrate: bool = True) -> ViewStore:
+    """Read models in the event store's PostgreSQL schema, over a bounded connection pool."""
+    conninfo = psycopg.conninfo.make_conninfo(
+        host=settings.host,
+        port=settings.port,
+        dbname=settings.dbname,
+        user=settings.user,
+        password=settings.password,
+        connect_timeout=max(1, round(settings.connect_timeout)),
+        options=f"-c search_path={settings.schema}",
+        # Shown in pg_stat_activity, so that a DBA can tell the read models' sessions apart.
+        application_name=view_application_name(settings.schema),
+    )
+    connections = PooledConnections(
+        conninfo,
+        min_size=1,
+        max_size=settings.pool_size + settings.max_overflow,
+        timeout=settings.connect_timeout,
+        name="views",
+    )
+    return ViewStore(
+        connections,
+        "postgres",
+        ddl_lock=f"SELECT pg_advisory_xact_lock({VIEW_LOCK})",
+        migrate=migrate,
+    )
+
+
+def store_for(backend: object, sqlite_path: Path, *, migrate: bool = True) -> ViewStore:
     """The view store that goes with an event store: its own SQLite file, or its schema."""
     from service.store.postgres import PostgresEventStore  # noqa: PLC0415 - avoid a cycle
 
     if isinstance(backend, PostgresEventStore):
-        return postgres_store(backend.settings)
-    return sqlite_store(sqlite_path)
+        return postgres_store(backend.settings, migrate=migrate)
+    return sqlite_store(sqlite_path, migrate=migrate)

@@ -54,6 +54,22 @@ class BackendUnavailableError(Exception):
     """Raised when the database cannot be reached or is locked past the timeout."""
 
 
+class SchemaNotReadyError(Exception):
+    """Raised at start when the store's tables are missing and creating them is not allowed."""
+
+
+REGISTRY_TABLES = ("stored_events", "accepted_requests", "event_tags")
+"""The event store's tables, on every backend."""
+
+
+def missing_schema_error(missing: Sequence[str], where: str) -> SchemaNotReadyError:
+    """The error for a store opened without migrating whose tables are not there."""
+    return SchemaNotReadyError(
+        f"the event store at {where} has no table {', '.join(missing)}: "
+        "run `incident-registry-server migrate` (or start with INCIDENTS_MIGRATE_ON_START=true)"
+    )
+
+
 class EventStoreBackend(ABC):
     """Appends batches of writes in one transaction and reads streams and requests."""
 

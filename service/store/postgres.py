@@ -9,6 +9,7 @@ replica are woken within milliseconds of a commit made by any of them.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,12 +32,14 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Identifier
 
 from service.store.base import (
+    REGISTRY_TABLES,
     AppendConflictError,
     BackendUnavailableError,
     EventStoreBackend,
     IdempotencyRecord,
     LogPage,
     PendingWrite,
+    missing_schema_error,
 )
 from service.store.notify import CommitNotifier
 
@@ -64,11 +67,21 @@ class PostgresSettings:
     idle_in_transaction_timeout: float = 30.0
 
 
+def channel_name(schema: str) -> str:
+    """The NOTIFY channel of the event store in `schema` (at most 63 bytes, as PostgreSQL wants)."""
+    name = f"{schema}.{EVENTS_TABLE}"
+    if len(name.encode()) <= 63:
+        return name
+    return f"{EVENTS_TABLE}.{hashlib.sha256(schema.encode()).hexdigest()[:32]}"
+
+
 class RegistryPostgresRecorder(PostgresApplicationRecorder):
     """The library's application recorder with request and tag tables."""
 
     def __init__(self, datastore: PostgresDatastore) -> None:
         super().__init__(datastore, events_table_name=EVENTS_TABLE)
+        # One channel per schema: registries in other schemas of the database are not ours.
+        self.channel_name = channel_name(datastore.schema)
         schema = Identifier(datastore.schema)
         self.sql_create_statements.extend(
             [
@@ -108,15 +121,18 @@ class RegistryPostgresRecorder(PostgresApplicationRecorder):
                 conn.execute("SELECT pg_advisory_unlock(%s)", [SCHEMA_LOCK])
 
     def lock_for_append(self, cursor: Cursor[DictRow]) -> None:
-        """Take the table lock that keeps positions in commit order, and NOTIFY on commit."""
+        """Take the table lock that keeps positions in commit order.
+
+        The appending statement NOTIFYs the channel with the new head on commit.
+        """
         self._lock_table(cursor)
-        self._notify_channel(cursor)
 
 
 class PostgresEventStore(EventStoreBackend):
     """Event store backend on one PostgreSQL database (schema)."""
 
-    def __init__(self, settings: PostgresSettings) -> None:
+    def __init__(self, settings: PostgresSettings, *, create_schema: bool = True) -> None:
+        """Open the pool; create the tables unless `create_schema` is off (then check them)."""
         self.settings = settings
         self.datastore = PostgresDatastore(
             dbname=settings.dbname,
@@ -136,14 +152,35 @@ class PostgresEventStore(EventStoreBackend):
         self._notifier = CommitNotifier()
         self._table = self._name(EVENTS_TABLE)
         try:
-            self.recorder.create_table()
-        except PersistenceError as err:
+            if create_schema:
+                self.recorder.create_table()
+            else:
+                self._check_schema()
+        except (PersistenceError, psycopg.Error, psycopg_pool.PoolTimeout) as err:
             self.datastore.close()
             msg = f"cannot open the PostgreSQL event store: {err}"
             raise BackendUnavailableError(msg) from err
+        except BaseException:
+            self.datastore.close()
+            raise
+        self._head_lock = threading.Lock()
+        self._known_head = 0
         self._stop_listening = threading.Event()
         self._listener = threading.Thread(target=self._listen, name="pg-listen", daemon=True)
         self._listener.start()
+
+    def _check_schema(self) -> None:
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(
+                "SELECT array_agg(t) FILTER (WHERE to_regclass(format('%%I.%%I', %s::text, t)) "
+                "IS NULL) AS missing FROM unnest(%s::text[]) AS t",
+                [self.settings.schema, list(REGISTRY_TABLES)],
+            ).fetchone()
+        missing = (row["missing"] if row else None) or []
+        if missing:
+            where = f"{self.settings.host}:{self.settings.port}/{self.settings.dbname}"
+            raise missing_schema_error(missing, f"{where} (schema {self.settings.schema})")
+        self.datastore.register_type_adapters()
 
     def _name(self, table: str) -> Composable:
         return SQL("{0}.{1}").format(Identifier(self.settings.schema), Identifier(table))
@@ -167,36 +204,27 @@ class PostgresEventStore(EventStoreBackend):
     def append(self, writes: Sequence[PendingWrite]) -> list[int]:
         """Append all writes, their request records and tags in one locked transaction."""
         events = [event for write in writes for event in write.events]
-        with self._cursor(commit=True) as cursor:
-            self.recorder.lock_for_append(cursor)
-            issued = self._insert_events(cursor, events)
-            positions: list[int] = []
-            tag_rows: list[tuple[str, int]] = []
-            for write in writes:
-                ids = [issued[(e.originator_id, e.originator_version)] for e in write.events]
-                positions.append(ids[-1])
-                tag_rows.extend(
-                    (tag, position)
-                    for position, tags in zip(ids, write.tags, strict=True)
-                    for tag in tags
-                )
-            cursor.execute(
-                SQL(
-                    "INSERT INTO {0} SELECT * FROM "
-                    "unnest(%s::text[], %s::text[], %s::uuid[], %s::bigint[], %s::bigint[])"
-                ).format(self._name(REQUESTS_TABLE)),
-                [
-                    [w.request_id for w in writes],
-                    [w.fingerprint for w in writes],
-                    [w.aggregate_id for w in writes],
-                    [w.version for w in writes],
-                    positions,
-                ],
-            )
-            self._insert_tags(cursor, tag_rows)
-        if positions:
-            self._notifier.notify(max(positions))
-        return positions
+        last_events = [write.events[-1] for write in writes]
+        issued = self._append(
+            events,
+            [tags for write in writes for tags in write.tags],
+            requests=SQL(
+                "INSERT INTO {0} SELECT r.request_id, r.fingerprint, r.aggregate_id, r.version, "
+                "ev.notification_id FROM unnest(%s::text[], %s::text[], %s::uuid[], "
+                "%s::bigint[], %s::uuid[], %s::bigint[]) AS r(request_id, fingerprint, "
+                "aggregate_id, version, last_id, last_version) JOIN ev "
+                "ON ev.originator_id = r.last_id AND ev.originator_version = r.last_version"
+            ).format(self._name(REQUESTS_TABLE)),
+            request_params=[
+                [w.request_id for w in writes],
+                [w.fingerprint for w in writes],
+                [w.aggregate_id for w in writes],
+                [w.version for w in writes],
+                [e.originator_id for e in last_events],
+                [e.originator_version for e in last_events],
+            ],
+        )
+        return [issued[(e.originator_id, e.originator_version)] for e in last_events]
 
     def append_events(
         self,
@@ -208,53 +236,67 @@ class PostgresEventStore(EventStoreBackend):
         """Append events and their tags in one locked transaction; return their positions."""
         if not events:
             return []
+        issued = self._append(events, tags, before_commit=before_commit)
+        return [issued[(e.originator_id, e.originator_version)] for e in events]
+
+    def _append(
+        self,
+        events: Sequence[StoredEvent],
+        tags: Sequence[Sequence[str]],
+        *,
+        requests: Composable | None = None,
+        request_params: Sequence[Sequence[Any]] = (),
+        before_commit: Callable[[], None] | None = None,
+    ) -> dict[tuple[UUID | str, int], int]:
+        """Insert events, their tags and (optionally) request records in one statement.
+
+        The statement runs under the table lock, pipelined with it (one round trip for both),
+        and NOTIFYs the channel with the new head, which other processes' listeners take
+        without querying. Returns the position issued to each (stream id, version).
+        """
+        tag_rows = [
+            (tag, event.originator_id, event.originator_version)
+            for event, event_tags in zip(events, tags, strict=True)
+            for tag in event_tags
+        ]
+        statement = SQL(
+            "WITH ev AS (INSERT INTO {events} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) "
+            "RETURNING originator_id, originator_version, notification_id), "
+            "tg AS (INSERT INTO {tags} SELECT t.tag, ev.notification_id "
+            "FROM unnest(%s::text[], %s::uuid[], %s::bigint[]) AS t(tag, oid, version) "
+            "JOIN ev ON ev.originator_id = t.oid AND ev.originator_version = t.version)"
+            "{requests} "
+            "SELECT ev.originator_id, ev.originator_version, ev.notification_id "
+            "FROM ev, (SELECT pg_notify(%s, MAX(notification_id)::text) FROM ev) AS n"
+        ).format(
+            events=self._table,
+            tags=self._name(TAGS_TABLE),
+            requests=SQL(", rq AS ({0})").format(requests) if requests is not None else SQL(""),
+        )
+        params: list[Any] = [
+            [e.originator_id for e in events],
+            [e.originator_version for e in events],
+            [e.topic for e in events],
+            [e.state for e in events],
+            [row[0] for row in tag_rows],
+            [row[1] for row in tag_rows],
+            [row[2] for row in tag_rows],
+            *request_params,
+            self.recorder.channel_name,
+        ]
         with self._cursor(commit=True) as cursor:
-            self.recorder.lock_for_append(cursor)
-            issued = self._insert_events(cursor, events)
-            positions = [issued[(e.originator_id, e.originator_version)] for e in events]
-            self._insert_tags(
-                cursor,
-                [
-                    (tag, position)
-                    for position, event_tags in zip(positions, tags, strict=True)
-                    for tag in event_tags
-                ],
-            )
+            with cursor.connection.pipeline():
+                self.recorder.lock_for_append(cursor)
+                cursor.execute(statement, params)
+            issued = {
+                (row["originator_id"], row["originator_version"]): row["notification_id"]
+                for row in cursor.fetchall()
+            }
             if before_commit is not None:
                 before_commit()
-        self._notifier.notify(max(positions))
-        return positions
-
-    def _insert_events(
-        self, cursor: Cursor[DictRow], events: Sequence[StoredEvent]
-    ) -> dict[tuple[UUID | str, int], int]:
-        """Insert events under the table lock; return the position issued to each."""
-        cursor.execute(
-            SQL(
-                "INSERT INTO {0} (originator_id, originator_version, topic, state) "
-                "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) "
-                "RETURNING originator_id, originator_version, notification_id"
-            ).format(self._table),
-            [
-                [e.originator_id for e in events],
-                [e.originator_version for e in events],
-                [e.topic for e in events],
-                [e.state for e in events],
-            ],
-        )
-        return {
-            (row["originator_id"], row["originator_version"]): row["notification_id"]
-            for row in cursor.fetchall()
-        }
-
-    def _insert_tags(self, cursor: Cursor[DictRow], tag_rows: Sequence[tuple[str, int]]) -> None:
-        if tag_rows:
-            cursor.execute(
-                SQL("INSERT INTO {0} SELECT * FROM unnest(%s::text[], %s::bigint[])").format(
-                    self._name(TAGS_TABLE)
-                ),
-                [[tag for tag, _ in tag_rows], [position for _, position in tag_rows]],
-            )
+        self._told_head(max(issued.values()))
+        return issued
 
     def stream_versions(self, stream_ids: Sequence[UUID]) -> dict[UUID, int]:
         """Look up the streams' last versions in one query."""
@@ -413,6 +455,14 @@ class PostgresEventStore(EventStoreBackend):
         """Told after every commit through this store, and on NOTIFY from other processes."""
         return self._notifier
 
+    def _told_head(self, head: int) -> None:
+        """Tell this process's followers about `head` unless they already know of it."""
+        with self._head_lock:
+            if head <= self._known_head:
+                return
+            self._known_head = head
+        self._notifier.notify(head)
+
     def _listen(self) -> None:
         """Relay NOTIFY from every process's appends to this process's followers."""
         channel = Identifier(self.recorder.channel_name)
@@ -422,8 +472,13 @@ class PostgresEventStore(EventStoreBackend):
                     conn.execute(SQL("LISTEN {0}").format(channel))
                     conn.commit()
                     while not self._stop_listening.is_set():
-                        if any(True for _ in conn.notifies(timeout=0.1, stop_after=1)):
-                            self._notifier.notify(self.head())
+                        heads = [
+                            int(n.payload) if n.payload.isdigit() else None
+                            for n in conn.notifies(timeout=0.1, stop_after=1)
+                        ]
+                        if heads:
+                            known = [h for h in heads if h is not None]
+                            self._told_head(max(known) if len(known) == len(heads) else self.head())
             except (PersistenceError, psycopg.Error, BackendUnavailableError):
                 # The database went away: followers still poll; listen again shortly.
                 self._stop_listening.wait(1.0)

@@ -26,12 +26,14 @@ from eventsourcing.sqlite import (
 )
 
 from service.store.base import (
+    REGISTRY_TABLES,
     AppendConflictError,
     BackendUnavailableError,
     EventStoreBackend,
     IdempotencyRecord,
     LogPage,
     PendingWrite,
+    missing_schema_error,
 )
 from service.store.notify import CommitNotifier
 from service.store.sqlite_subscription import DEFAULT_POLL_INTERVAL, SQLiteSubscription
@@ -129,15 +131,33 @@ class RegistrySQLiteRecorder(SQLiteApplicationRecorder):
 class SQLiteEventStore(EventStoreBackend):
     """Event store backend on one SQLite file."""
 
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+    def __init__(
+        self, path: str | Path, *, synchronous: str = "FULL", create_schema: bool = True
+    ) -> None:
+        """Open the file; create the tables unless `create_schema` is off (then check them)."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.datastore = RegistrySQLiteDatastore(str(path), synchronous=synchronous)
         self.recorder = RegistrySQLiteRecorder(self.datastore, events_table_name=EVENTS_TABLE)
         try:
-            self.recorder.create_table()
+            if create_schema:
+                self.recorder.create_table()
+            else:
+                self._check_schema(str(path))
         except PersistenceError as err:
+            self.datastore.close()
             msg = f"cannot open the SQLite event store at {path}: {err}"
             raise BackendUnavailableError(msg) from err
+        except BaseException:
+            self.datastore.close()
+            raise
+
+    def _check_schema(self, where: str) -> None:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            present = {row[0] for row in cursor.fetchall()}
+        missing = [t for t in REGISTRY_TABLES if t not in present]
+        if missing:
+            raise missing_schema_error(missing, where)
 
     def append(self, writes: Sequence[PendingWrite]) -> list[int]:
         """Append all writes and their request records in one transaction."""

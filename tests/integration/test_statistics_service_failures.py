@@ -18,6 +18,7 @@ from incident_registry_client.proto.incidents.v1.statistics_service_pb2_grpc imp
     StatisticsServiceStub,
 )
 
+from projections.store import view_application_name
 from service.store.postgres import PostgresEventStore, PostgresSettings
 from tests.support import builders as b
 from tests.support.builders import ACTOR_METADATA, detail
@@ -152,7 +153,6 @@ def test_the_projection_survives_losing_its_database_connection(
     first = write(incidents)
     assert len(statistics.GetAreaStatistics(request(first), timeout=10).rows) == 1
     # Every session of the view store (the runners' and the readers').
-    pids = [conn.info.backend_pid for conn in server.projections.store._all]  # noqa: SLF001
     with psycopg.connect(
         host=postgres.host,
         port=postgres.port,
@@ -161,8 +161,11 @@ def test_the_projection_survives_losing_its_database_connection(
         password=postgres.password,
         autocommit=True,
     ) as admin:
-        for pid in pids:
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        ended = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (view_application_name(server.registry.backend.settings.schema),),
+        ).fetchall()
+        assert ended
 
     second = write(incidents)
     # Expected: the projection reconnects (as it retries when the store is down) and catches up.
