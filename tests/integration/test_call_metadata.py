@@ -7,6 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from incident_registry_client.proto.incidents.v1 import incident_service_pb2 as pb
 
 from tests.support import builders as b
+from tests.support.stores import BOTH_STORES
+
+pytestmark = BOTH_STORES
 
 
 def test_concurrent_calls_each_record_their_own_actor_and_correlation(incidents):

@@ -21,6 +21,7 @@ from incident_registry_client.proto.incidents.v1 import (
 from tests.support import builders as b
 from tests.support.builders import ACTOR_METADATA
 from tests.support.harness import ServerHarness
+from tests.support.stores import BOTH_STORES
 
 RACERS = 8
 ROUNDS = 3
@@ -39,8 +40,8 @@ OVERLAPPING = [
 
 @pytest.fixture
 def replica(server: ServerHarness) -> Iterator[ServerHarness]:
-    """A second server on the same SQLite file, like a second replica."""
-    other = ServerHarness(server.db_path).start()
+    """A second server on the same store (SQLite file or PostgreSQL schema): a replica."""
+    other = server.replica().start()
     yield other
     other.stop()
 
@@ -114,7 +115,10 @@ def test_concurrent_unify_on_one_server_lets_exactly_one_command_win(server):
     _exactly_one_wins([server])
 
 
-def test_concurrent_unify_on_two_replicas_of_one_file_lets_exactly_one_command_win(server, replica):
+@BOTH_STORES
+def test_concurrent_unify_on_two_replicas_of_one_store_lets_exactly_one_command_win(
+    server, replica
+):
     _exactly_one_wins([server, replica])
 
 

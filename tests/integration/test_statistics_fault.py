@@ -10,6 +10,9 @@ from incident_registry_client.proto.incidents.v1 import statistics_service_pb2 a
 from incident_registry_client.proto.incidents.v1 import statistics_service_pb2_grpc
 
 from tests.support import builders as b
+from tests.support.stores import BOTH_STORES
+
+pytestmark = BOTH_STORES
 
 
 def test_a_failing_projection_is_reported_not_skipped(server, incidents, monkeypatch):

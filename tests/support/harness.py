@@ -15,15 +15,21 @@ from projections.assembly import build_projections
 from projections.runtime import Projections
 from projections.store import store_for
 from service.api.server import RunningServer, start_server
+from service.app.event_log import FollowSettings
 from service.app.registry import Registry, utc_now
 from service.areas import load_catalog
 from service.domain.wave import WaveRule
+from service.metrics import ServerMetrics
 from service.store.base import EventStoreBackend
 from service.store.sqlite import SQLiteEventStore
 
 
 class ServerHarness:
-    """Starts and stops a registry server on an SQLite file, as often as a test needs."""
+    """Starts and stops a registry server on an SQLite file, as often as a test needs.
+
+    `backend_factory` opens another store instead (e.g. a PostgreSQL schema); two harnesses
+    given the same one are two replicas of one registry.
+    """
 
     def __init__(
         self,
@@ -33,6 +39,9 @@ class ServerHarness:
         clock: Callable[[], datetime] = utc_now,
         backend_factory: Callable[[], EventStoreBackend] | None = None,
         wave_rule: WaveRule | None = None,
+        poll_interval: float = 0.1,
+        follow: FollowSettings | None = None,
+        metrics: bool = False,
     ) -> None:
         self.db_path = db_path
         self.backend_factory = backend_factory or (lambda: SQLiteEventStore(db_path))
@@ -40,6 +49,13 @@ class ServerHarness:
         self.clock = clock
         # Off unless a test asks: a wave would add WaveDetected events to other tests' logs.
         self.wave_rule = wave_rule
+        # When asked, each start serves fresh metrics on 127.0.0.1:<free port>.
+        self.with_metrics = metrics
+        self.metrics: ServerMetrics | None = None
+        # How often followers poll the head for other processes' commits, as
+        # INCIDENTS_POLL_INTERVAL_SECONDS; and the subscriptions' tuning.
+        self.poll_interval = poll_interval
+        self.follow = follow
         self.registry: Registry | None = None
         self._running: RunningServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -50,6 +66,12 @@ class ServerHarness:
         """The port the server listens on."""
         assert self._running is not None, "server not started"
         return self._running.port
+
+    @property
+    def metrics_url(self) -> str:
+        """Where the running server's metrics are served (the harness was built with metrics)."""
+        assert self.metrics is not None, "server not started with metrics"
+        return f"http://127.0.0.1:{self.metrics.port}/metrics"
 
     @property
     def target(self) -> str:
@@ -63,13 +85,24 @@ class ServerHarness:
         self._thread.start()
         backend = self.backend_factory()
         catalog = load_catalog(self.catalog)
-        self.registry = Registry(backend, catalog, clock=self.clock, wave_rule=self.wave_rule)
+        self.registry = Registry(
+            backend,
+            catalog,
+            clock=self.clock,
+            wave_rule=self.wave_rule,
+            poll_interval=self.poll_interval,
+            follow=self.follow,
+        )
         self.projections: Projections = build_projections(
             self.registry,
             store_for(backend, self.db_path.with_name(self.db_path.stem + "-projections.sqlite")),
+            poll_interval=self.poll_interval,
         )
+        self.metrics = ServerMetrics() if self.with_metrics else None
         self._running = self._call(
-            start_server(self.registry, "127.0.0.1:0", projections=self.projections)
+            start_server(
+                self.registry, "127.0.0.1:0", projections=self.projections, metrics=self.metrics
+            )
         )
         return self
 
@@ -91,6 +124,15 @@ class ServerHarness:
         """Stop and start again on the same file."""
         self.stop()
         return self.start()
+
+    def replica(self, **options: Any) -> ServerHarness:
+        """Another server (not started) on the same store and catalog: a second replica.
+
+        `options` are keyword arguments of ServerHarness, e.g. a `poll_interval`.
+        """
+        return ServerHarness(
+            self.db_path, catalog=self.catalog, backend_factory=self.backend_factory, **options
+        )
 
     def channel(self) -> grpc.Channel:
         """A new client channel to the server."""
