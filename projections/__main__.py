@@ -20,7 +20,8 @@ from service.app.registry import Registry
 from service.areas import CatalogError, load_catalog
 from service.config import ConfigError, Settings
 from service.logs import configure_logging
-from service.store.base import BackendUnavailableError
+from service.metrics import start_worker_metrics
+from service.store.base import BackendUnavailableError, SchemaNotReadyError
 
 log = structlog.get_logger("projections")
 
@@ -39,20 +40,32 @@ async def work(settings: Settings) -> None:
     )
     try:
         projections = build_projections(
-            registry, store_for(backend, settings.sqlite_projections_path)
+            registry,
+            store_for(backend, settings.sqlite_projections_path, migrate=settings.migrate_on_start),
         )
     except BaseException:
         registry.close()
         raise
+    try:
+        metrics = start_worker_metrics(settings, registry, projections)
+    except BaseException:
+        await projections.stop()
+        registry.close()
+        raise
     projections.start()
     log.info(
-        "projection_worker_started", projections=sorted(projections.runners), store=settings.store
+        "projection_worker_started",
+        projections=sorted(projections.runners),
+        store=settings.store,
+        metrics_port=metrics.port if metrics is not None else 0,
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
+    if metrics is not None:
+        await asyncio.to_thread(metrics.stop)
     await projections.stop()
     registry.close()
     log.info(
@@ -71,7 +84,7 @@ def main() -> int:
     configure_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(work(settings))
-    except (CatalogError, BackendUnavailableError, OSError) as err:
+    except (CatalogError, BackendUnavailableError, SchemaNotReadyError, OSError) as err:
         log.error("projection_worker_failed_to_start", error=str(err))
         return 1
     return 0

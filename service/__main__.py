@@ -1,8 +1,14 @@
-"""Run the registry server: `python -m service` (configured by environment variables)."""
+"""Run the registry server: `python -m service [serve|migrate]` (configured by environment).
+
+`serve` (the default) runs the server, or INCIDENTS_SERVER_PROCESSES of them on one port;
+`migrate` creates or upgrades the event store's and the read models' tables, then exits.
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import signal
 import sys
 
@@ -15,9 +21,11 @@ from service.app.registry import Registry
 from service.areas import CatalogError, load_catalog
 from service.config import ConfigError, Settings
 from service.logs import configure_logging
-from service.store.base import BackendUnavailableError, EventStoreBackend
+from service.metrics import server_metrics
+from service.store.base import BackendUnavailableError, EventStoreBackend, SchemaNotReadyError
 from service.store.postgres import PostgresEventStore
 from service.store.sqlite import SQLiteEventStore
+from service.supervisor import Supervisor
 
 log = structlog.get_logger("service")
 
@@ -37,15 +45,17 @@ async def serve(settings: Settings) -> None:
     try:
         projections = build_projections(
             registry,
-            store_for(backend, settings.sqlite_projections_path),
+            store_for(backend, settings.sqlite_projections_path, migrate=settings.migrate_on_start),
             apply=settings.projections_in_process,
             poll_interval=settings.poll_interval_seconds,
         )
         running = await start_server(
             registry,
             settings.listen_address,
+            reuse_port=settings.reuse_port,
             stall_seconds=settings.subscriber_stall_seconds,
             projections=projections,
+            metrics=server_metrics(settings),
         )
     except BaseException:
         registry.close()
@@ -57,6 +67,8 @@ async def serve(settings: Settings) -> None:
         **_store_description(settings),
         area_catalog=catalog.catalog_id,
         transport="plaintext",
+        process_index=settings.process_index,
+        projections_applied=settings.projections_in_process,
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -69,11 +81,35 @@ async def serve(settings: Settings) -> None:
     log.info("server_stopped")
 
 
-def open_backend(settings: Settings) -> EventStoreBackend:
-    """Open the configured event store."""
+def open_backend(settings: Settings, *, migrate: bool | None = None) -> EventStoreBackend:
+    """Open the configured event store, creating its tables when migrating (by default when
+    INCIDENTS_MIGRATE_ON_START is on); otherwise fail with SchemaNotReadyError if missing."""
+    create = settings.migrate_on_start if migrate is None else migrate
     if settings.store == "postgres":
-        return PostgresEventStore(settings.postgres)
-    return SQLiteEventStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
+        return PostgresEventStore(settings.postgres, create_schema=create)
+    return SQLiteEventStore(
+        settings.sqlite_path, synchronous=settings.sqlite_synchronous, create_schema=create
+    )
+
+
+def migrate(settings: Settings) -> None:
+    """Create or upgrade every table: the event store's, then each read model's.
+
+    Safe to run while servers run and from several processes at once: table creation is
+    serialised by the databases' locks, and a read model whose version changed is rebuilt.
+    """
+    catalog = load_catalog(settings.area_catalog)
+    backend = open_backend(settings, migrate=True)
+    registry = Registry(backend, catalog, read_threads=1, wave_rule=settings.wave_rule)
+    try:
+        views = store_for(backend, settings.sqlite_projections_path, migrate=True)
+        try:
+            build_projections(registry, views, apply=False)
+        finally:
+            views.close()
+    finally:
+        registry.close()
+    log.info("schema_migrated", **_store_description(settings))
 
 
 def _store_description(settings: Settings) -> dict[str, str]:
@@ -83,18 +119,45 @@ def _store_description(settings: Settings) -> dict[str, str]:
     return {"store": "sqlite", "sqlite_path": str(settings.sqlite_path)}
 
 
-def main() -> int:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="incident-registry-server",
+        description="The incident registry's gRPC server, configured by INCIDENTS_* variables.",
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=("serve", "migrate"),
+        default="serve",
+        help="serve (default): run the server; migrate: create or upgrade the tables and exit",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m service` and `incident-registry-server`."""
+    command = _parse_args(argv).command
     try:
         settings = Settings.from_env()
+        if settings.server_processes > 1 and settings.listen_address.rsplit(":", 1)[-1] == "0":
+            msg = "INCIDENTS_SERVER_PROCESSES above 1 needs a fixed port, not port 0"
+            raise ConfigError(msg)
     except ConfigError as err:
         print(f"configuration error: {err}", file=sys.stderr)  # noqa: T201
         return 2
     configure_logging(settings.log_level, settings.log_format)
     try:
-        asyncio.run(serve(settings))
-    except (CatalogError, BackendUnavailableError, OSError) as err:
-        log.error("server_failed_to_start", error=str(err))
+        if command == "migrate":
+            migrate(settings)
+        elif settings.server_processes > 1:
+            if settings.migrate_on_start:
+                migrate(settings)
+            return Supervisor(settings, os.environ).run()
+        else:
+            asyncio.run(serve(settings))
+    except (CatalogError, BackendUnavailableError, SchemaNotReadyError, OSError) as err:
+        event = "migration_failed" if command == "migrate" else "server_failed_to_start"
+        log.error(event, error=str(err))
         return 1
     return 0
 

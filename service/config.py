@@ -13,6 +13,9 @@ from service.store.postgres import PostgresSettings
 MAX_WAVE_WINDOW_HOURS = 366 * 24
 """The longest window a wave may be detected in: 366 days."""
 
+MAX_PROCESSES = 64
+"""The most server processes one `incident-registry-server` may run on its port."""
+
 
 class ConfigError(ValueError):
     """Raised when an environment variable has an invalid value."""
@@ -36,6 +39,12 @@ class Settings:
     poll_interval_seconds: float = 0.1
     projections_in_process: bool = True
     subscriber_stall_seconds: float = 30.0
+    server_processes: int = 1
+    reuse_port: bool = False
+    process_index: int = 0
+    migrate_on_start: bool = True
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
     postgres: PostgresSettings = field(default_factory=PostgresSettings)
     wave_rule: WaveRule = field(default_factory=WaveRule)
 
@@ -112,6 +121,16 @@ class Settings:
                 env, "INCIDENTS_PROJECTIONS_IN_PROCESS", defaults.projections_in_process
             ),
             wave_rule=wave_rule,
+            server_processes=_whole(
+                env, "INCIDENTS_SERVER_PROCESSES", defaults.server_processes, 1, MAX_PROCESSES
+            ),
+            reuse_port=_flag(env, "INCIDENTS_REUSE_PORT", defaults.reuse_port),
+            process_index=_whole(
+                env, "INCIDENTS_PROCESS_INDEX", defaults.process_index, 0, MAX_PROCESSES - 1
+            ),
+            migrate_on_start=_flag(env, "INCIDENTS_MIGRATE_ON_START", defaults.migrate_on_start),
+            metrics_host=env.get("INCIDENTS_METRICS_HOST", defaults.metrics_host),
+            metrics_port=_whole(env, "INCIDENTS_METRICS_PORT", defaults.metrics_port, 0, 65535),
         )
 
 

@@ -19,6 +19,7 @@ from service.api.servicers.projection_admin import ProjectionAdminServicer
 from service.api.servicers.statistics import StatisticsServicer
 from service.api.servicers.waves import WaveServicer
 from service.app.registry import Registry
+from service.metrics_grpc import RpcMetrics
 
 INCIDENT_QUERY_SERVICE = incident_query_service_pb2.DESCRIPTOR.services_by_name[
     "IncidentQueryService"
@@ -29,9 +30,16 @@ ADMIN_SERVICE = projection_admin_service_pb2.DESCRIPTOR.services_by_name["Projec
 
 
 def add_read_model_services(
-    server: grpc.aio.Server, registry: Registry, projections: Projections
+    server: grpc.aio.Server,
+    registry: Registry,
+    projections: Projections,
+    *,
+    metrics: RpcMetrics | None = None,
 ) -> list[str]:
-    """Register every read-model service; return their full names (for health and reflection)."""
+    """Register every read-model service; return their full names (for health and reflection).
+
+    `metrics`, when given, count and time every call of these services.
+    """
     added = [
         (StatisticsServicer(projections, registry.backend), STATISTICS_SERVICE),
         (
@@ -44,5 +52,5 @@ def add_read_model_services(
         asset_statistics_service(projections, registry),
     ]
     for servicer, descriptor in added:
-        add_service(server, servicer, descriptor)
+        add_service(server, servicer, descriptor, metrics=metrics)
     return [descriptor.full_name for _, descriptor in added]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from service.api.servicers.gangs import GangServicer
 from service.api.servicers.incidents import IncidentServicer
 from service.api.servicers.police_commands import PoliceCommandServicer
 from service.app.registry import Registry
+from service.metrics import ServerMetrics
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
@@ -45,6 +47,12 @@ SERVICE_NAMES: tuple[str, ...] = tuple(
 )
 
 
+LIVENESS = "liveness"
+"""Health service name that is SERVING while the process runs (restart it when it is not)."""
+READINESS = "readiness"
+"""Health service name that is SERVING while the server can take calls (route traffic to it)."""
+
+
 @dataclass
 class RunningServer:
     """A started server, the port it listens on, and its health service."""
@@ -54,6 +62,7 @@ class RunningServer:
     health: health.aio.HealthServicer
     registry: Registry
     projections: Projections | None = None
+    metrics: ServerMetrics | None = None
 
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING, let in-flight calls finish within `grace` seconds, then stop.
@@ -66,6 +75,8 @@ class RunningServer:
         if self.projections is not None:
             await self.projections.release_waiters()
         await self.server.stop(grace)
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.stop)
         if self.projections is not None:
             await self.projections.stop()
 
@@ -78,12 +89,16 @@ async def start_server(
     stall_seconds: float = 30.0,
     projections: Projections | None = None,
     options: Sequence[tuple[str, int]] = (),
+    metrics: ServerMetrics | None = None,
 ) -> RunningServer:
     """Build, bind and start a server for `registry` on `address` ("host:port", port 0 = any).
 
     `reuse_port` lets several server processes share one port (SO_REUSEPORT); it is off by
     default so that a second server on a taken port fails loudly instead of sharing it.
     `projections`, when given, are started here and their read models served.
+    `metrics`, when given, count every call of the registry's services (health and
+    reflection calls are not counted), observe the registry and the projections, and are
+    served over HTTP until the server stops (OSError when their port cannot be bound).
     """
     server = grpc.aio.server(
         options=[
@@ -93,17 +108,22 @@ async def start_server(
             *options,
         ],
     )
+    rpcs = None if metrics is None else metrics.rpcs
     add_service(
         server,
         IncidentServicer(registry.incidents, registry.shooting_batches),
         INCIDENT_SERVICE,
+        metrics=rpcs,
     )
-    add_service(server, GangServicer(registry.gangs), GANG_SERVICE)
-    add_service(server, PoliceCommandServicer(registry.police_commands), COMMAND_SERVICE)
+    add_service(server, GangServicer(registry.gangs), GANG_SERVICE, metrics=rpcs)
+    add_service(
+        server, PoliceCommandServicer(registry.police_commands), COMMAND_SERVICE, metrics=rpcs
+    )
     add_service(
         server,
         AssetRecoveryServicer(registry.asset_cases, registry.catalog.currency),
         ASSET_SERVICE,
+        metrics=rpcs,
     )
     add_service(
         server,
@@ -114,10 +134,12 @@ async def start_server(
             imports=registry.imports,
         ),
         EVENT_LOG_SERVICE,
+        metrics=rpcs,
     )
     services = SERVICE_NAMES
     if projections is not None:
-        services = (*SERVICE_NAMES, *add_read_model_services(server, registry, projections))
+        read_services = add_read_model_services(server, registry, projections, metrics=rpcs)
+        services = (*SERVICE_NAMES, *read_services)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -127,11 +149,20 @@ async def start_server(
     if port == 0:
         msg = f"cannot listen on {address}"
         raise OSError(msg)
-    await server.start()
+    if metrics is not None:
+        metrics.observe(registry, projections)
+    try:
+        if metrics is not None:
+            metrics.start()
+        await server.start()
+    except BaseException:
+        if metrics is not None:
+            await asyncio.to_thread(metrics.stop)
+        raise
     # The store was opened before the server: from now on the registry can serve.
     if projections is not None:
         projections.start()
-    for name in ("", *services):
+    for name in ("", LIVENESS, READINESS, *services):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(
         server=server,
@@ -139,4 +170,5 @@ async def start_server(
         health=health_servicer,
         registry=registry,
         projections=projections,
+        metrics=metrics,
     )

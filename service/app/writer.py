@@ -8,7 +8,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from eventsourcing.persistence import Mapper
@@ -36,6 +36,22 @@ log = structlog.get_logger(__name__)
 Decision = Callable[[UnitOfWork], RegistryAggregate]
 
 
+class WriteObserver(Protocol):
+    """Told on the writer thread what each command came to, before its caller is answered.
+
+    It must be quick and must not block: the next batch waits for it (e.g. metrics).
+    """
+
+    def appended(self, topics: Sequence[str]) -> None:
+        """A command was committed; `topics` are the stored topics of its events."""
+
+    def replayed(self) -> None:
+        """A command was answered from its request id's record; nothing was written."""
+
+    def rejected(self, error: BaseException) -> None:
+        """A command was refused (a RegistryError) or failed."""
+
+
 @dataclass(eq=False)
 class WriteJob:
     """One command waiting to be committed, and the asyncio future its caller awaits."""
@@ -46,11 +62,18 @@ class WriteJob:
     loop: asyncio.AbstractEventLoop
     waiter: asyncio.Future[WriteResult]
     outcome: WriteResult | BaseException | None = None
+    topics: tuple[str, ...] = ()
+    """The stored topics of the events appended for the command, once it is committed."""
 
     def settle(self, outcome: WriteResult | BaseException) -> None:
         """Record the job's outcome (the first one wins); it is delivered after the batch."""
         if self.outcome is None:
             self.outcome = outcome
+
+    def accept(self, pending: PendingWrite, position: int) -> None:
+        """Settle the job with its committed write, which landed at `position`."""
+        self.settle(WriteResult(pending.aggregate_id, pending.version, position))
+        self.topics = tuple(event.topic for event in pending.events)
 
 
 class GroupCommitWriter:
@@ -69,8 +92,11 @@ class GroupCommitWriter:
         *,
         max_batch: int = 256,
         max_attempts: int = 5,
+        observer: WriteObserver | None = None,
     ) -> None:
         self._backend = backend
+        self.observer = observer
+        """Told what each command came to (may be set while the writer runs)."""
         self._mapper = mapper
         self._loader = AggregateLoader(backend, mapper)
         self._max_batch = max_batch
@@ -130,6 +156,9 @@ class GroupCommitWriter:
             except Exception as err:  # the thread must survive whatever a batch does
                 log.exception("write_batch_crashed")
                 _fail(runnable, err)
+            observer = self.observer
+            if observer is not None:
+                _report(runnable, observer)
             _deliver(runnable)
 
     def _commit_batch(self, batch: Sequence[WriteJob]) -> None:
@@ -178,7 +207,7 @@ class GroupCommitWriter:
             _fail([job for job, _ in staged], error)
             return True
         for (job, pending), position in zip(staged, positions, strict=True):
-            job.settle(WriteResult(pending.aggregate_id, pending.version, position))
+            job.accept(pending, position)
         return True
 
     def _commit_alone(self, job: WriteJob) -> None:
@@ -198,7 +227,7 @@ class GroupCommitWriter:
             except BackendUnavailableError as err:
                 job.settle(StoreUnavailableError(f"event store unavailable: {err}"))
                 return
-            job.settle(WriteResult(pending.aggregate_id, pending.version, position))
+            job.accept(pending, position)
             return
         job.settle(ConcurrentModificationError(f"request {request_id}"))
 
@@ -241,6 +270,22 @@ def _resolve_replay(job: WriteJob, record: IdempotencyRecord) -> None:
 def _fail(jobs: Sequence[WriteJob], err: BaseException) -> None:
     for job in jobs:
         job.settle(err)
+
+
+def _report(jobs: Sequence[WriteJob], observer: WriteObserver) -> None:
+    """Tell the observer each job's outcome; its failures never reach the callers."""
+    try:
+        for job in jobs:
+            outcome = job.outcome
+            if isinstance(outcome, WriteResult):
+                if outcome.replayed:
+                    observer.replayed()
+                else:
+                    observer.appended(job.topics)
+            elif outcome is not None:
+                observer.rejected(outcome)
+    except Exception:
+        log.exception("write_observer_failed")
 
 
 def _deliver(jobs: Sequence[WriteJob]) -> None:

@@ -29,6 +29,12 @@ def test_every_variable_is_read():
             "INCIDENTS_SHUTDOWN_GRACE_SECONDS": "2.5",
             "INCIDENTS_MAX_BATCH": "64",
             "INCIDENTS_READ_THREADS": "2",
+            "INCIDENTS_SERVER_PROCESSES": "3",
+            "INCIDENTS_REUSE_PORT": "yes",
+            "INCIDENTS_PROCESS_INDEX": "2",
+            "INCIDENTS_MIGRATE_ON_START": "false",
+            "INCIDENTS_METRICS_HOST": "0.0.0.0",
+            "INCIDENTS_METRICS_PORT": "9464",
         }
     )
     assert settings == Settings(
@@ -42,6 +48,12 @@ def test_every_variable_is_read():
         shutdown_grace_seconds=2.5,
         max_batch=64,
         read_threads=2,
+        server_processes=3,
+        reuse_port=True,
+        process_index=2,
+        migrate_on_start=False,
+        metrics_host="0.0.0.0",
+        metrics_port=9464,
     )
 
 
@@ -52,6 +64,11 @@ def test_every_variable_is_read():
         ("INCIDENTS_SQLITE_SYNCHRONOUS", "OFF"),
         ("INCIDENTS_MAX_BATCH", "0"),
         ("INCIDENTS_SHUTDOWN_GRACE_SECONDS", "soon"),
+        ("INCIDENTS_SERVER_PROCESSES", "0"),
+        ("INCIDENTS_SERVER_PROCESSES", "65"),
+        ("INCIDENTS_REUSE_PORT", "maybe"),
+        ("INCIDENTS_MIGRATE_ON_START", "2"),
+        ("INCIDENTS_METRICS_PORT", "70000"),
     ],
 )
 def test_invalid_values_are_refused_with_the_variable_named(name, value):
