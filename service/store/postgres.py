@@ -120,12 +120,14 @@ class RegistryPostgresRecorder(PostgresApplicationRecorder):
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", [SCHEMA_LOCK])
 
-    def lock_for_append(self, cursor: Cursor[DictRow]) -> None:
-        """Take the table lock that keeps positions in commit order.
+    def begin_append(self, cursor: Cursor[DictRow]) -> None:
+        """Begin an append's transaction holding the table lock, in one round trip.
 
-        The appending statement NOTIFYs the channel with the new head on commit.
+        The EXCLUSIVE lock keeps positions in commit order: a follower never passes over a
+        position that a transaction still in flight fills in later. The appending statement
+        NOTIFYs the channel with the new head on commit.
         """
-        self._lock_table(cursor)
+        cursor.execute(SQL("; ").join([SQL("BEGIN"), *self.lock_table_statements]))
 
 
 class PostgresEventStore(EventStoreBackend):
@@ -186,10 +188,12 @@ class PostgresEventStore(EventStoreBackend):
         return SQL("{0}.{1}").format(Identifier(self.settings.schema), Identifier(table))
 
     @contextlib.contextmanager
-    def _cursor(self, *, commit: bool = False) -> Iterator[Cursor[DictRow]]:
+    def _session(self) -> Iterator[Cursor[DictRow]]:
+        """A cursor on a pooled connection in autocommit mode: a single statement is its own
+        transaction (no BEGIN and ROLLBACK round trips); errors become the store's errors."""
         try:
-            with self.datastore.transaction(commit=commit) as cursor:
-                yield cursor
+            with self.datastore.get_connection() as conn:
+                yield conn.cursor()
         except (IntegrityError, psycopg.IntegrityError) as err:
             raise AppendConflictError(str(err)) from err
         except (
@@ -200,6 +204,16 @@ class PostgresEventStore(EventStoreBackend):
             psycopg_pool.PoolTimeout,
         ) as err:
             raise BackendUnavailableError(str(err)) from err
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[Cursor[DictRow]]:
+        """A read-only REPEATABLE READ transaction: its statements see one snapshot."""
+        with self._session() as cursor:
+            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield cursor
+            finally:
+                cursor.execute("ROLLBACK")
 
     def append(self, writes: Sequence[PendingWrite]) -> list[int]:
         """Append all writes, their request records and tags in one locked transaction."""
@@ -285,16 +299,22 @@ class PostgresEventStore(EventStoreBackend):
             *request_params,
             self.recorder.channel_name,
         ]
-        with self._cursor(commit=True) as cursor:
-            with cursor.connection.pipeline():
-                self.recorder.lock_for_append(cursor)
+        with self._session() as cursor:
+            # BEGIN, the lock, the statement and COMMIT: three round trips.
+            self.recorder.begin_append(cursor)
+            try:
                 cursor.execute(statement, params)
-            issued = {
-                (row["originator_id"], row["originator_version"]): row["notification_id"]
-                for row in cursor.fetchall()
-            }
-            if before_commit is not None:
-                before_commit()
+                issued = {
+                    (row["originator_id"], row["originator_version"]): row["notification_id"]
+                    for row in cursor.fetchall()
+                }
+                if before_commit is not None:
+                    before_commit()
+            except BaseException:
+                with contextlib.suppress(psycopg.Error):
+                    cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
         self._told_head(max(issued.values()))
         return issued
 
@@ -302,7 +322,7 @@ class PostgresEventStore(EventStoreBackend):
         """Look up the streams' last versions in one query."""
         if not stream_ids:
             return {}
-        with self._cursor() as cursor:
+        with self._session() as cursor:
             cursor.execute(
                 SQL(
                     "SELECT originator_id, MAX(originator_version) AS version FROM {0} "
@@ -317,7 +337,7 @@ class PostgresEventStore(EventStoreBackend):
         found: dict[UUID, list[Notification]] = {}
         if not stream_ids:
             return found
-        with self._cursor() as cursor:
+        with self._session() as cursor:
             cursor.execute(
                 SQL(
                     "SELECT * FROM {0} WHERE originator_id = ANY(%s) "
@@ -331,7 +351,7 @@ class PostgresEventStore(EventStoreBackend):
 
     def read_tags(self, after: int, upto: int) -> dict[int, list[str]]:
         """Read the tags of a range of positions."""
-        with self._cursor() as cursor:
+        with self._session() as cursor:
             cursor.execute(
                 SQL(
                     "SELECT position, tag FROM {0} WHERE position > %s AND position <= %s "
@@ -349,7 +369,7 @@ class PostgresEventStore(EventStoreBackend):
         """Look up accepted request ids in one query."""
         if not request_ids:
             return {}
-        with self._cursor() as cursor:
+        with self._session() as cursor:
             cursor.execute(
                 SQL("SELECT * FROM {0} WHERE request_id = ANY(%s)").format(
                     self._name(REQUESTS_TABLE)
@@ -390,7 +410,7 @@ class PostgresEventStore(EventStoreBackend):
         if limit is not None:
             statement += SQL(" LIMIT %s")
             params.append(limit)
-        with self._cursor() as cursor:
+        with self._session() as cursor:
             cursor.execute(statement, params)
             return [_notification(row) for row in cursor.fetchall()]
 
@@ -405,8 +425,7 @@ class PostgresEventStore(EventStoreBackend):
         descending: bool = False,
     ) -> LogPage:
         """Read matching events and the head in one snapshot (REPEATABLE READ)."""
-        with self._cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        with self._snapshot() as cursor:
             cursor.execute(SQL("SELECT MAX(notification_id) AS head FROM {0}").format(self._table))
             row = cursor.fetchone()
             head = (row["head"] if row else None) or 0
@@ -436,14 +455,14 @@ class PostgresEventStore(EventStoreBackend):
 
     def head(self) -> int:
         """Return the last position in the log."""
-        with self._cursor() as cursor:
+        with self._session() as cursor:
             cursor.execute(SQL("SELECT MAX(notification_id) AS head FROM {0}").format(self._table))
             row = cursor.fetchone()
         return (row["head"] if row else None) or 0
 
     def last_notification(self) -> Notification | None:
         """Return the stored event at the head."""
-        with self._cursor() as cursor:
+        with self._session() as cursor:
             cursor.execute(
                 SQL("SELECT * FROM {0} ORDER BY notification_id DESC LIMIT 1").format(self._table)
             )

@@ -152,11 +152,12 @@ def test_a_follower_sees_every_event_once_when_writers_on_two_replicas_overlap(b
 def test_without_the_table_lock_a_follower_passes_over_an_event_committed_late(
     backend_factory, monkeypatch
 ):
-    # Appends no longer take the EXCLUSIVE lock that orders their commits.
+    # Appends still run in a transaction, but no longer take the EXCLUSIVE lock that orders
+    # their commits.
     def no_lock(self: RegistryPostgresRecorder, cursor: psycopg.Cursor[DictRow]) -> None:
-        return None
+        cursor.execute("BEGIN")
 
-    monkeypatch.setattr(RegistryPostgresRecorder, "lock_for_append", no_lock)
+    monkeypatch.setattr(RegistryPostgresRecorder, "begin_append", no_lock)
     writer1, writer2, reader = backend_factory(), backend_factory(), backend_factory()
     follower = Follower(reader)
     try:
