@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BUF := tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint typecheck buf-lint buf-breaking api-baseline check-generated generate unit integration bench bench-subscribe bench-projection bench-import bench-cli-import clean
+.PHONY: run test setup lint typecheck buf-lint buf-breaking api-baseline check-generated generate unit integration bench bench-subscribe bench-projection bench-import bench-cli-import bench-replicas clean
 
 ## setup: create the virtualenv and install the service, the client and the dev tools
 setup: $(STAMP)
@@ -59,7 +59,7 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
-## bench: the append benchmark against a bare gRPC echo server
+## bench: the append benchmark (SQLite and PostgreSQL, 1 and 2 processes) against a bare gRPC echo server
 bench: setup
 	$(PY) benchmarks/append.py
 
@@ -70,6 +70,10 @@ bench-subscribe: setup
 ## bench-projection: statistics rebuild rate against raw decoding, and live projection lag
 bench-projection: setup
 	$(PY) benchmarks/projection.py
+
+## bench-replicas: lag from a write on one PostgreSQL replica to another replica's Subscribe stream
+bench-replicas: setup
+	$(PY) benchmarks/replica_visibility.py
 
 ## bench-cli-import: `incidents import` of a 100,000-event export into a fresh SQLite registry
 bench-cli-import: setup

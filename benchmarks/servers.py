@@ -18,12 +18,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import grpc
+import psycopg
+import psycopg.sql
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,3 +172,30 @@ async def wait_serving(
     name = label or server.label
     msg = f"{name} not SERVING after {timeout:.0f} s:\n{server.log_tail()}"
     raise ServerStartError(msg)
+
+
+@contextlib.contextmanager
+def fresh_schema() -> Iterator[str]:
+    """Create an empty PostgreSQL schema for one benchmark run and drop it afterwards.
+
+    The server is the one the registry would use: INCIDENTS_POSTGRES_HOST/PORT/DB/USER/PASSWORD
+    (default 127.0.0.1:5432, database and user postgres).
+    """
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    conninfo = psycopg.conninfo.make_conninfo(
+        host=os.environ.get("INCIDENTS_POSTGRES_HOST", "127.0.0.1"),
+        port=os.environ.get("INCIDENTS_POSTGRES_PORT", "5432"),
+        dbname=os.environ.get("INCIDENTS_POSTGRES_DB", "postgres"),
+        user=os.environ.get("INCIDENTS_POSTGRES_USER", "postgres"),
+        password=os.environ.get("INCIDENTS_POSTGRES_PASSWORD", ""),
+        connect_timeout=5,
+    )
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("CREATE SCHEMA {0}").format(psycopg.sql.Identifier(schema)))
+    try:
+        yield schema
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(
+                psycopg.sql.SQL("DROP SCHEMA {0} CASCADE").format(psycopg.sql.Identifier(schema))
+            )
