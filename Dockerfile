@@ -39,6 +39,9 @@ RUN groupadd --system --gid 10001 incidents \
     && install --directory --owner=10001 --group=10001 --mode=0750 /var/lib/incidents
 # Only the virtualenv: no compilers, pip cache or sources beyond what is installed in it.
 COPY --from=build /opt/venv /opt/venv
+# Plaintext on 0.0.0.0 and no authentication, explicitly: terminate TLS in front of the
+# container, or mount certificates and set INCIDENTS_TLS_CERT_FILE / _KEY_FILE (and
+# INCIDENTS_AUTH) to have the server do TLS and authenticate callers itself.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -47,11 +50,13 @@ ENV PATH=/opt/venv/bin:$PATH \
     INCIDENTS_LOG_FORMAT=json \
     INCIDENTS_SQLITE_PATH=/var/lib/incidents/incidents.sqlite \
     INCIDENTS_METRICS_HOST=0.0.0.0 \
-    INCIDENTS_METRICS_PORT=9464
+    INCIDENTS_METRICS_PORT=9464 \
+    INCIDENTS_ALLOW_PLAINTEXT=true \
+    INCIDENTS_AUTH=none
 WORKDIR /var/lib/incidents
 VOLUME ["/var/lib/incidents"]
 USER 10001:10001
-# gRPC (plaintext) and Prometheus metrics at /metrics.
+# gRPC (plaintext unless INCIDENTS_TLS_* are set) and Prometheus metrics at /metrics.
 EXPOSE 50051 9464
 # grpc.health.v1 "readiness" on the listen address; the worker, which serves no gRPC,
 # overrides it (deploy/compose.yaml) or is probed on its metrics port (deploy/k8s).

@@ -22,6 +22,7 @@ from service.config import ConfigError, Settings
 from service.logs import configure_logging
 from service.metrics import start_worker_metrics
 from service.store.base import BackendUnavailableError, SchemaNotReadyError
+from service.store.cipher import EncryptionKeyError, cipher_for
 
 log = structlog.get_logger("projections")
 
@@ -37,6 +38,7 @@ async def work(settings: Settings) -> None:
         read_threads=2,
         poll_interval=settings.poll_interval_seconds,
         wave_rule=settings.wave_rule,
+        cipher=cipher_for(settings.encryption),
     )
     try:
         projections = build_projections(
@@ -84,7 +86,13 @@ def main() -> int:
     configure_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(work(settings))
-    except (CatalogError, BackendUnavailableError, SchemaNotReadyError, OSError) as err:
+    except (
+        CatalogError,
+        BackendUnavailableError,
+        SchemaNotReadyError,
+        EncryptionKeyError,
+        OSError,
+    ) as err:
         log.error("projection_worker_failed_to_start", error=str(err))
         return 1
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from projections.assets_model import AssetRecoveryProjection
+from projections.audit_model import AuditProjection
 from projections.base import Projection
 from projections.commands_model import CommandsProjection
 from projections.incidents_model import IncidentsProjection
@@ -22,6 +23,7 @@ def projection_list(registry: Registry) -> list[Projection]:
         CommandsProjection(),
         AssetRecoveryProjection(registry.catalog),
         IncidentsProjection(registry.catalog),
+        AuditProjection(),
     ]
 
 

@@ -22,7 +22,10 @@ from service.areas import CatalogError, load_catalog
 from service.config import ConfigError, Settings
 from service.logs import configure_logging
 from service.metrics import server_metrics
+from service.security.auth import ServerSecurity, build_server_security
+from service.security.settings import SecurityConfigError, check_exposure
 from service.store.base import BackendUnavailableError, EventStoreBackend, SchemaNotReadyError
+from service.store.cipher import EncryptionKeyError, cipher_for, encryption_description
 from service.store.postgres import PostgresEventStore
 from service.store.sqlite import SQLiteEventStore
 from service.supervisor import Supervisor
@@ -30,8 +33,14 @@ from service.supervisor import Supervisor
 log = structlog.get_logger("service")
 
 
-async def serve(settings: Settings) -> None:
-    """Open the store, serve until SIGTERM or SIGINT, then drain and close cleanly."""
+async def serve(settings: Settings, security: ServerSecurity | None = None) -> None:
+    """Open the store, serve until SIGTERM or SIGINT, then drain and close cleanly.
+
+    `security` (default: built from `settings.security`) is the server's TLS and call guard.
+    """
+    exposure = check_exposure(settings.listen_address, settings.security)
+    if security is None:
+        security = build_server_security(settings.security)
     catalog = load_catalog(settings.area_catalog)
     backend = open_backend(settings)
     registry = Registry(
@@ -41,6 +50,7 @@ async def serve(settings: Settings) -> None:
         read_threads=settings.read_threads,
         poll_interval=settings.poll_interval_seconds,
         wave_rule=settings.wave_rule,
+        cipher=cipher_for(settings.encryption),
     )
     try:
         projections = build_projections(
@@ -56,6 +66,8 @@ async def serve(settings: Settings) -> None:
             stall_seconds=settings.subscriber_stall_seconds,
             projections=projections,
             metrics=server_metrics(settings),
+            security=security,
+            limits=settings.limits,
         )
     except BaseException:
         registry.close()
@@ -66,7 +78,11 @@ async def serve(settings: Settings) -> None:
         port=running.port,
         **_store_description(settings),
         area_catalog=catalog.catalog_id,
-        transport="plaintext",
+        transport=exposure.transport,
+        **({"plaintext_because": exposure.plaintext_reason} if exposure.plaintext_reason else {}),
+        auth=settings.security.auth_mode,
+        **encryption_description(settings.encryption),
+        **settings.limits.describe(),
         process_index=settings.process_index,
         projections_applied=settings.projections_in_process,
     )
@@ -100,7 +116,13 @@ def migrate(settings: Settings) -> None:
     """
     catalog = load_catalog(settings.area_catalog)
     backend = open_backend(settings, migrate=True)
-    registry = Registry(backend, catalog, read_threads=1, wave_rule=settings.wave_rule)
+    registry = Registry(
+        backend,
+        catalog,
+        read_threads=1,
+        wave_rule=settings.wave_rule,
+        cipher=cipher_for(settings.encryption),
+    )
     try:
         views = store_for(backend, settings.sqlite_projections_path, migrate=True)
         try:
@@ -142,7 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         if settings.server_processes > 1 and settings.listen_address.rsplit(":", 1)[-1] == "0":
             msg = "INCIDENTS_SERVER_PROCESSES above 1 needs a fixed port, not port 0"
             raise ConfigError(msg)
-    except ConfigError as err:
+        security = None
+        if command == "serve":
+            # Refuse an unsafe exposure, and read every certificate, key and credentials
+            # file now: a configuration error, before anything is opened.
+            check_exposure(settings.listen_address, settings.security)
+            security = build_server_security(settings.security)
+    except (ConfigError, SecurityConfigError) as err:
         print(f"configuration error: {err}", file=sys.stderr)  # noqa: T201
         return 2
     configure_logging(settings.log_level, settings.log_format)
@@ -154,8 +182,14 @@ def main(argv: list[str] | None = None) -> int:
                 migrate(settings)
             return Supervisor(settings, os.environ).run()
         else:
-            asyncio.run(serve(settings))
-    except (CatalogError, BackendUnavailableError, SchemaNotReadyError, OSError) as err:
+            asyncio.run(serve(settings, security))
+    except (
+        CatalogError,
+        BackendUnavailableError,
+        SchemaNotReadyError,
+        EncryptionKeyError,
+        OSError,
+    ) as err:
         event = "migration_failed" if command == "migrate" else "server_failed_to_start"
         log.error(event, error=str(err))
         return 1

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.domain.wave import AREA_KINDS, WaveRule
+from service.security.limits import LimitConfigError, LimitSettings, limits_from_env
+from service.security.settings import SecurityConfigError, SecuritySettings, security_from_env
+from service.store.cipher import Keyring, KeyringError, keyring_from_env
 from service.store.postgres import PostgresSettings
 
 MAX_WAVE_WINDOW_HOURS = 366 * 24
@@ -47,6 +50,13 @@ class Settings:
     metrics_port: int = 0
     postgres: PostgresSettings = field(default_factory=PostgresSettings)
     wave_rule: WaveRule = field(default_factory=WaveRule)
+    encryption: Keyring | None = None
+    """Encryption at rest of event states (None: off), from INCIDENTS_ENCRYPTION_KEY_FILE or
+    INCIDENTS_ENCRYPTION_KEY."""
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    """TLS and authentication (INCIDENTS_TLS_*, INCIDENTS_AUTH*, INCIDENTS_ALLOW_PLAINTEXT)."""
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    """Request size, call duration and per-caller limits (INCIDENTS_LIMIT_*, INCIDENTS_MAX_*)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -131,7 +141,34 @@ class Settings:
             migrate_on_start=_flag(env, "INCIDENTS_MIGRATE_ON_START", defaults.migrate_on_start),
             metrics_host=env.get("INCIDENTS_METRICS_HOST", defaults.metrics_host),
             metrics_port=_whole(env, "INCIDENTS_METRICS_PORT", defaults.metrics_port, 0, 65535),
+            encryption=_encryption(env),
+            security=_security(env),
+            limits=_limits(env),
         )
+
+
+def _encryption(env: Mapping[str, str]) -> Keyring | None:
+    """The INCIDENTS_ENCRYPTION_* block: the keyring of encryption at rest, if configured."""
+    try:
+        return keyring_from_env(env)
+    except KeyringError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _limits(env: Mapping[str, str]) -> LimitSettings:
+    """The INCIDENTS_LIMIT_* / INCIDENTS_MAX_* block (service.security.limits)."""
+    try:
+        return limits_from_env(env)
+    except LimitConfigError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _security(env: Mapping[str, str]) -> SecuritySettings:
+    """The INCIDENTS_TLS_* / INCIDENTS_AUTH* block (service.security.settings)."""
+    try:
+        return security_from_env(env)
+    except SecurityConfigError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -4,8 +4,15 @@ Exits 0 when the server answers SERVING for the health service name asked (defau
 "readiness"), 1 otherwise — not serving, an unknown name, unreachable, a usage error — with
 the reason on stderr. Made for container health checks (Docker's HEALTHCHECK reserves exit
 code 2, so none is used). The address defaults to the server's own INCIDENTS_LISTEN_ADDRESS,
-with a wildcard host (0.0.0.0, [::] or none) replaced by 127.0.0.1. Plaintext only, like the
-server.
+with a wildcard host (0.0.0.0, [::] or none) replaced by 127.0.0.1.
+
+The check uses TLS when the server does (INCIDENTS_TLS_CERT_FILE is set) or when a --tls-*
+option is given. By default it then trusts the server's own certificate file (a self-signed
+certificate, or a chain that ends with its CA) and checks the certificate's first DNS name,
+and — with mutual TLS (INCIDENTS_TLS_CLIENT_CA_FILE) — presents the server's certificate and
+key as its client certificate, which works when the client CA signed them for client
+authentication too. --tls-ca, --tls-cert, --tls-key and --server-name say otherwise. Health
+needs no bearer token: grpc.health.v1 is open to every caller that completes the handshake.
 """
 
 from __future__ import annotations
@@ -14,9 +21,11 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import grpc
+from cryptography import x509
 from grpc_health.v1 import health_pb2
 
 DEFAULT_ADDRESS = "localhost:50051"
@@ -65,9 +74,52 @@ def default_address(env: Mapping[str, str]) -> str:
     return connect_address(listen) if listen else DEFAULT_ADDRESS
 
 
-def check(address: str, service: str, timeout: float) -> health_pb2.HealthCheckResponse:
-    """Ask the server at `address` for the health of `service`; raises grpc.RpcError."""
-    with grpc.insecure_channel(address) as channel:
+def _env_path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw) if raw else None
+
+
+def certificate_dns_name(path: Path) -> str | None:
+    """The first DNS subject alternative name of the first certificate in a PEM file."""
+    try:
+        certificate = x509.load_pem_x509_certificates(path.read_bytes())[0]
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return None
+    dns_names = names.value.get_values_for_type(x509.DNSName)
+    return dns_names[0] if dns_names else None
+
+
+def channel_credentials(
+    ca: Path | None, cert: Path | None, key: Path | None
+) -> grpc.ChannelCredentials:
+    """TLS credentials trusting `ca` (None: the system's roots), with a client certificate."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=ca.read_bytes() if ca else None,
+        certificate_chain=cert.read_bytes() if cert else None,
+        private_key=key.read_bytes() if key else None,
+    )
+
+
+def check(
+    address: str,
+    service: str,
+    timeout: float,
+    credentials: grpc.ChannelCredentials | None = None,
+    server_name: str | None = None,
+) -> health_pb2.HealthCheckResponse:
+    """Ask the server at `address` for the health of `service`; raises grpc.RpcError.
+
+    Plaintext without `credentials`; with them, TLS (checking the server's certificate for
+    `server_name` when given, else for the address's host).
+    """
+    options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+    channel = (
+        grpc.insecure_channel(address)
+        if credentials is None
+        else grpc.secure_channel(address, credentials, options=options)
+    )
+    with channel:
         call = channel.unary_unary(
             CHECK_METHOD,
             request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
@@ -115,6 +167,34 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=DEFAULT_TIMEOUT_SECONDS,
         help=f"seconds the check may take (default {DEFAULT_TIMEOUT_SECONDS:g})",
     )
+    server_cert = _env_path(env, "INCIDENTS_TLS_CERT_FILE")
+    mutual = _env_path(env, "INCIDENTS_TLS_CLIENT_CA_FILE") is not None
+    parser.add_argument(
+        "--tls-ca",
+        type=Path,
+        default=server_cert,
+        help="TLS: PEM roots to trust (default: INCIDENTS_TLS_CERT_FILE, when set)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=server_cert if mutual else None,
+        help="mutual TLS: client certificate chain (default with INCIDENTS_TLS_CLIENT_CA_FILE: "
+        "INCIDENTS_TLS_CERT_FILE)",
+    )
+    parser.add_argument(
+        "--tls-key",
+        type=Path,
+        default=_env_path(env, "INCIDENTS_TLS_KEY_FILE") if mutual else None,
+        help="mutual TLS: client private key (default with INCIDENTS_TLS_CLIENT_CA_FILE: "
+        "INCIDENTS_TLS_KEY_FILE)",
+    )
+    parser.add_argument(
+        "--server-name",
+        default=None,
+        help="TLS: the name to check the server's certificate for (default: the first DNS "
+        "name of INCIDENTS_TLS_CERT_FILE's certificate, when that file is the roots)",
+    )
     return parser
 
 
@@ -126,8 +206,28 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     service: str = args.service
     timeout: float = args.timeout
     name = repr(service) if service else "the server"
+    ca: Path | None = args.tls_ca
+    cert: Path | None = args.tls_cert
+    key: Path | None = args.tls_key
+    server_name: str | None = args.server_name
+    if (cert is None) != (key is None):
+        print("usage error: give both --tls-cert and --tls-key, or neither", file=sys.stderr)  # noqa: T201
+        return 1
+    credentials = None
+    if ca is not None or cert is not None:
+        if (
+            server_name is None
+            and ca is not None
+            and ca == _env_path(env, "INCIDENTS_TLS_CERT_FILE")
+        ):
+            server_name = certificate_dns_name(ca)
+        try:
+            credentials = channel_credentials(ca, cert, key)
+        except OSError as err:
+            print(f"unhealthy: cannot read a TLS file: {err}", file=sys.stderr)  # noqa: T201
+            return 1
     try:
-        response = check(address, service, timeout)
+        response = check(address, service, timeout, credentials, server_name)
     except grpc.RpcError as err:
         # A failed call's exception is also its grpc.Call: it has the status code and details.
         code = err.code()

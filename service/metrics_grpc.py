@@ -38,6 +38,12 @@ class RpcMetrics:
             ["method"],
             registry=registry,
         )
+        self.limit_refusals = Counter(
+            "incidents_limit_refusals",
+            "Calls refused by a per-caller limit (service.security.limits), by limit.",
+            ["limit"],
+            registry=registry,
+        )
 
     def method(self, name: str) -> MethodMetrics:
         """The metrics of one method (full name, "/package.Service/Method"), labels bound once."""
@@ -66,3 +72,8 @@ class MethodMetrics:
         if counter is None:
             counter = self._requests[code] = self._families.requests.labels(self._method, code.name)
         counter.inc()
+
+    def refused(self, limit: str) -> None:
+        """Count a call of this method refused by a per-caller `limit` (e.g.
+        `calls_per_second`); it is counted by `end` with its status as well."""
+        self._families.limit_refusals.labels(limit).inc()

@@ -22,6 +22,7 @@ from service.domain.errors import (
     SubscriberTooSlowError,
     VersionConflictError,
 )
+from service.security.limits import CallTimedOutError, LimitExceededError
 
 DOMAIN = "incidents.v1"
 DETAILS_KEY = "grpc-status-details-bin"
@@ -129,6 +130,22 @@ def _too_slow(_: RegistryError) -> list[object]:
     return [error_details_pb2.ErrorInfo(reason="SUBSCRIBER_TOO_SLOW", domain=DOMAIN)]
 
 
+def _limit_exceeded(err: RegistryError) -> list[object]:
+    assert isinstance(err, LimitExceededError)
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(max(1, round(err.retry_after * 1e9)))
+    return [
+        error_details_pb2.RetryInfo(retry_delay=delay),
+        error_details_pb2.ErrorInfo(
+            reason="LIMIT_EXCEEDED", domain=DOMAIN, metadata={"limit": err.limit}
+        ),
+    ]
+
+
+def _no_details(_: RegistryError) -> list[object]:
+    return []
+
+
 def _retry_soon(_: RegistryError) -> list[object]:
     return [error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=1))]
 
@@ -145,6 +162,8 @@ ERROR_TABLE: dict[
     RequestIdReusedError: (grpc.StatusCode.ALREADY_EXISTS, _request_reused),
     OutOfRangeError: (grpc.StatusCode.OUT_OF_RANGE, _out_of_range),
     SubscriberTooSlowError: (grpc.StatusCode.RESOURCE_EXHAUSTED, _too_slow),
+    LimitExceededError: (grpc.StatusCode.RESOURCE_EXHAUSTED, _limit_exceeded),
+    CallTimedOutError: (grpc.StatusCode.DEADLINE_EXCEEDED, _no_details),
     StoreUnavailableError: (grpc.StatusCode.UNAVAILABLE, _retry_soon),
     NotCaughtUpError: (grpc.StatusCode.UNAVAILABLE, _retry_soon),
 }

@@ -1,8 +1,15 @@
-"""Cross-cutting work for every RPC: request context, access log, error mapping, metrics.
+"""Cross-cutting work for every RPC: authentication and authorization, request context,
+access log, error mapping, metrics.
 
 Requests are parsed here rather than by grpc, so that undecodable bytes are answered with
 INVALID_ARGUMENT instead of grpc's INTERNAL; domain errors become statuses through one table;
 anything unexpected becomes INTERNAL, logged with its traceback, and never leaks its message.
+When services are registered with a `CallGuard`, every call is authenticated and
+checked against `service.security.roles.RPC_ROLES` before its request is even parsed, and the
+authenticated identity replaces the client's x-actor header as the actor of its events.
+With a `CallLimiter`, every call is then admitted by the caller's limits (calls in flight,
+streams open, calls per second) before its request is parsed; with a call bound, a unary call
+that runs longer is ended with DEADLINE_EXCEEDED (`service.security.limits`).
 """
 
 from __future__ import annotations
@@ -19,9 +26,19 @@ from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError
 
 from service.api.errors import status_for
+from service.api.requests import ACTOR_HEADER
 from service.api.servicers.common import headers
 from service.domain.errors import RegistryError
 from service.metrics_grpc import MethodMetrics, RpcMetrics
+from service.security.auth import (
+    AUTHORIZATION_HEADER,
+    AccessDenied,
+    CallGuard,
+    call_identity,
+    set_call_identity,
+)
+from service.security.limits import CallLimiter, CallTimedOutError, LimitExceededError, peer_host
+from service.security.roles import allowed_roles
 
 log = structlog.get_logger("service.api")
 
@@ -35,13 +52,19 @@ def add_service(
     service: ServiceDescriptor,
     *,
     metrics: RpcMetrics | None = None,
+    guard: CallGuard | None = None,
+    limiter: CallLimiter | None = None,
+    call_bound: float | None = None,
 ) -> None:
     """Register every RPC of `service` on `server`, each wrapped by `_wrap`.
 
     This does the work usually given to a server interceptor, at registration time: a
     grpc.aio interceptor runs per call and was measured to double the per-call CPU cost of
     a unary RPC, which the registry's throughput cannot afford. `metrics`, when given,
-    count and time every call of these RPCs (see `_wrap`).
+    count and time every call of these RPCs (see `_wrap`). `guard`, when given, authenticates
+    every call and checks its roles against `service.security.roles.RPC_ROLES`. `limiter`,
+    when given, admits every call by its caller's limits; `call_bound`, when given, is the
+    longest a unary call may run, in seconds (server streams are not bounded).
     """
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
@@ -56,12 +79,20 @@ def add_service(
             if method.server_streaming
             else grpc.unary_unary_rpc_method_handler
         )
+        full_name = f"/{service.full_name}/{method.name}"
+        behavior = getattr(servicer, method.name)
+        if call_bound is not None and not method.server_streaming:
+            behavior = _bounded(full_name, behavior, call_bound)
         handlers[method.name] = make_handler(
             _wrap(
-                f"/{service.full_name}/{method.name}",
-                getattr(servicer, method.name),
+                full_name,
+                behavior,
                 request_class.FromString,
-                None if metrics is None else metrics.method(f"/{service.full_name}/{method.name}"),
+                None if metrics is None else metrics.method(full_name),
+                guard=guard,
+                allowed=allowed_roles(full_name) if guard is not None else frozenset(),
+                limiter=limiter,
+                stream=method.server_streaming,
             ),
             request_deserializer=None,
             response_serializer=response_class.SerializeToString,
@@ -77,6 +108,11 @@ def _wrap(
     behavior: Behavior,
     deserialize: Callable[[bytes], Any] | None,
     metrics: MethodMetrics | None = None,
+    *,
+    guard: CallGuard | None = None,
+    allowed: frozenset[str] = frozenset(),
+    limiter: CallLimiter | None = None,
+    stream: bool = False,
 ) -> Behavior:
     """`behavior` with its request parsed, its errors mapped, and its end logged (and counted).
 
@@ -87,6 +123,18 @@ def _wrap(
     aborting: a code set with `context.set_code` on a call that then returns is not seen.
     Without `metrics`, a call costs two `is None` tests more than it would without the
     option: nothing is counted, timed or looked up.
+
+    With a `guard`, the caller must authenticate and hold one of the `allowed` roles
+    (UNAUTHENTICATED, PERMISSION_DENIED otherwise); the call's headers then carry the
+    authenticated identity as x-actor, whatever the client sent, and no longer the
+    authorization header. Without one (authentication off), a call costs one `is None` test
+    more, and x-actor is the client's, unauthenticated.
+
+    With a `limiter`, the call is admitted (or refused with RESOURCE_EXHAUSTED, a RetryInfo
+    detail and a message naming the limit) after authentication and before its request is
+    parsed, as a server stream when `stream`; the caller is the authenticated identity's
+    name, or the client's host when there is no guard. It is released when the call ends.
+    Without one, a call costs two `is None` tests more.
     """
 
     async def wrapper(raw: bytes, context: Context) -> Any:
@@ -96,11 +144,16 @@ def _wrap(
             metrics.begin()
         code = grpc.StatusCode.OK
         request_id = ""
+        caller: str | None = None
         with structlog.contextvars.bound_contextvars(
             rpc=method,
             correlation_id=meta.get("x-correlation-id", ""),
         ):
             try:
+                if guard is not None:
+                    _authenticate(guard, method, allowed, meta, context)
+                if limiter is not None:
+                    caller = _acquire(limiter, context, stream=stream, metrics=metrics)
                 try:
                     request = deserialize(raw) if deserialize else raw
                 except (DecodeError, ValueError, RuntimeError) as err:
@@ -109,6 +162,10 @@ def _wrap(
                 request_id = getattr(request, "request_id", "")
                 structlog.contextvars.bind_contextvars(request_id=request_id)
                 return await behavior(request, context)
+            except AccessDenied as err:
+                code = err.code
+                structlog.contextvars.bind_contextvars(refused=err.message)
+                await context.abort(code, err.message)
             except RegistryError as err:
                 code, message, trailing = status_for(err)
                 await context.abort(code, message, trailing_metadata=trailing)
@@ -124,17 +181,78 @@ def _wrap(
                 log.exception("rpc_failed")
                 await context.abort(code, "internal error; the failure was logged")
             finally:
+                if caller is not None and limiter is not None:
+                    limiter.release(caller, stream=stream)
                 elapsed = time.perf_counter() - started
                 log.info(
                     "rpc_completed",
                     code=code.name,
                     duration_ms=round(elapsed * 1000, 3),
-                    actor=meta.get("x-actor", ""),
+                    actor=meta.get(ACTOR_HEADER, ""),
                 )
                 if metrics is not None:
                     metrics.end(code, elapsed)
 
     return wrapper
+
+
+def _authenticate(
+    guard: CallGuard,
+    method: str,
+    allowed: frozenset[str],
+    meta: dict[str, str],
+    context: Context,
+) -> None:
+    """Admit the caller of `method` by `guard` (AccessDenied if not), and make its identity
+    the call's: in the call's context (`call_identity`) and as its x-actor header."""
+    # The client's claim of who it is counts for nothing once callers
+    # authenticate: refused calls are logged without an actor.
+    meta.pop(ACTOR_HEADER, None)
+    identity = guard.admit(method, allowed, meta, context)
+    set_call_identity(identity)
+    meta[ACTOR_HEADER] = identity.name
+    meta.pop(AUTHORIZATION_HEADER, None)
+
+
+def _acquire(
+    limiter: CallLimiter,
+    context: Context,
+    *,
+    stream: bool,
+    metrics: MethodMetrics | None,
+) -> str:
+    """Admit a call by its caller's limits; the caller's key.
+
+    The caller is the authenticated identity's name when authentication is on, else the
+    client's host: without authentication, nothing else about a caller can be trusted (its
+    x-actor header is its own claim). A refusal is logged in the access line, counted, and
+    raised (LimitExceededError).
+    """
+    identity = call_identity()
+    key = identity.name if identity is not None else peer_host(context.peer())
+    try:
+        limiter.acquire(key, stream=stream)
+    except LimitExceededError as err:
+        structlog.contextvars.bind_contextvars(refused=str(err))
+        if metrics is not None:
+            metrics.refused(err.limit)
+        raise
+    return key
+
+
+def _bounded(method: str, behavior: Behavior, seconds: float) -> Behavior:
+    """`behavior`, ended with CallTimedOutError (DEADLINE_EXCEEDED) after `seconds`."""
+
+    async def bounded(request: Any, context: Context) -> Any:
+        try:
+            async with asyncio.timeout(seconds) as scope:
+                return await behavior(request, context)
+        except TimeoutError:
+            if scope.expired():
+                raise CallTimedOutError(method, seconds) from None
+            raise
+
+    return bounded
 
 
 def _cancelled_code(context: Context) -> grpc.StatusCode:

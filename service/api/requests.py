@@ -29,6 +29,9 @@ from service.app.results import WriteContext
 from service.domain.values import AssetItem, Beneficiary, Source, Weapon
 
 ACTOR_HEADER = "x-actor"
+"""Who a write is recorded for. With authentication on, `service.api.handlers` sets it to the
+authenticated identity, replacing whatever the client sent; with it off (local development),
+it is the client's own, unauthenticated claim."""
 CORRELATION_HEADER = "x-correlation-id"
 CAUSATION_HEADER = "x-causation-id"
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from incident_registry_client.proto.incidents.v1 import (
@@ -27,8 +28,14 @@ from service.api.servicers.incidents import IncidentServicer
 from service.api.servicers.police_commands import PoliceCommandServicer
 from service.app.registry import Registry
 from service.metrics import ServerMetrics
+from service.metrics_grpc import RpcMetrics
+from service.security.auth import CallGuard, ServerSecurity
+from service.security.limits import DEFAULT_MAX_MESSAGE_BYTES, CallLimiter, LimitSettings
+from service.security.roles import UnmappedRpcError, unmapped
 
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_MESSAGE_BYTES = DEFAULT_MAX_MESSAGE_BYTES
+"""The largest response sent (responses are cut well inside it), and the largest request
+accepted unless INCIDENTS_MAX_MESSAGE_BYTES (`LimitSettings.max_message_bytes`) says otherwise."""
 
 INCIDENT_SERVICE = incident_service_pb2.DESCRIPTOR.services_by_name["IncidentService"]
 GANG_SERVICE = gang_service_pb2.DESCRIPTOR.services_by_name["GangService"]
@@ -90,6 +97,8 @@ async def start_server(
     projections: Projections | None = None,
     options: Sequence[tuple[str, int]] = (),
     metrics: ServerMetrics | None = None,
+    security: ServerSecurity | None = None,
+    limits: LimitSettings | None = None,
 ) -> RunningServer:
     """Build, bind and start a server for `registry` on `address` ("host:port", port 0 = any).
 
@@ -99,53 +108,47 @@ async def start_server(
     `metrics`, when given, count every call of the registry's services (health and
     reflection calls are not counted), observe the registry and the projections, and are
     served over HTTP until the server stops (OSError when their port cannot be bound).
+    `security`, when given, has the server listen with its TLS credentials (plaintext
+    without) and check every call of the registry's services with its guard (none without);
+    health and reflection stay open. Every registered RPC must be listed in
+    `service.security.roles.RPC_ROLES`, with or without a guard: UnmappedRpcError otherwise.
+    `limits`, when given, set the largest request accepted, bound unary calls and limit each
+    caller (`service.security.limits`); without them, requests up to MAX_MESSAGE_BYTES are
+    accepted and nothing else is limited.
     """
+    security = security or ServerSecurity()
     server = grpc.aio.server(
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            (
+                "grpc.max_receive_message_length",
+                MAX_MESSAGE_BYTES if limits is None else limits.max_message_bytes,
+            ),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", int(reuse_port)),
             *options,
         ],
     )
     rpcs = None if metrics is None else metrics.rpcs
-    add_service(
+    services = _add_registry_services(
         server,
-        IncidentServicer(registry.incidents, registry.shooting_batches),
-        INCIDENT_SERVICE,
-        metrics=rpcs,
+        registry,
+        stall_seconds=stall_seconds,
+        projections=projections,
+        rpcs=rpcs,
+        guard=security.guard,
+        limiter=None if limits is None else CallLimiter.from_settings(limits),
+        call_bound=None if limits is None else limits.call_bound,
     )
-    add_service(server, GangServicer(registry.gangs), GANG_SERVICE, metrics=rpcs)
-    add_service(
-        server, PoliceCommandServicer(registry.police_commands), COMMAND_SERVICE, metrics=rpcs
-    )
-    add_service(
-        server,
-        AssetRecoveryServicer(registry.asset_cases, registry.catalog.currency),
-        ASSET_SERVICE,
-        metrics=rpcs,
-    )
-    add_service(
-        server,
-        EventLogServicer(
-            registry.event_log,
-            stall_seconds=stall_seconds,
-            exports=registry.exports,
-            imports=registry.imports,
-        ),
-        EVENT_LOG_SERVICE,
-        metrics=rpcs,
-    )
-    services = SERVICE_NAMES
-    if projections is not None:
-        read_services = add_read_model_services(server, registry, projections, metrics=rpcs)
-        services = (*SERVICE_NAMES, *read_services)
+    _check_roles_cover(services)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(address)
+    if security.credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, security.credentials)
     if port == 0:
         msg = f"cannot listen on {address}"
         raise OSError(msg)
@@ -172,3 +175,69 @@ async def start_server(
         projections=projections,
         metrics=metrics,
     )
+
+
+def _add_registry_services(
+    server: grpc.aio.Server,
+    registry: Registry,
+    *,
+    stall_seconds: float,
+    projections: Projections | None,
+    rpcs: RpcMetrics | None,
+    guard: CallGuard | None,
+    limiter: CallLimiter | None,
+    call_bound: float | None,
+) -> tuple[str, ...]:
+    """Register the registry's services (the read models' with `projections`); their names."""
+    added = [
+        (IncidentServicer(registry.incidents, registry.shooting_batches), INCIDENT_SERVICE),
+        (GangServicer(registry.gangs), GANG_SERVICE),
+        (PoliceCommandServicer(registry.police_commands), COMMAND_SERVICE),
+        (AssetRecoveryServicer(registry.asset_cases, registry.catalog.currency), ASSET_SERVICE),
+        (
+            EventLogServicer(
+                registry.event_log,
+                stall_seconds=stall_seconds,
+                exports=registry.exports,
+                imports=registry.imports,
+            ),
+            EVENT_LOG_SERVICE,
+        ),
+    ]
+    for servicer, descriptor in added:
+        add_service(
+            server,
+            servicer,
+            descriptor,
+            metrics=rpcs,
+            guard=guard,
+            limiter=limiter,
+            call_bound=call_bound,
+        )
+    services = SERVICE_NAMES
+    if projections is not None:
+        read_services = add_read_model_services(
+            server,
+            registry,
+            projections,
+            metrics=rpcs,
+            guard=guard,
+            limiter=limiter,
+            call_bound=call_bound,
+        )
+        services = (*SERVICE_NAMES, *read_services)
+    return services
+
+
+def _check_roles_cover(services: tuple[str, ...]) -> None:
+    """UnmappedRpcError unless every RPC of `services` is in the roles table."""
+    pool = descriptor_pool.Default()
+    methods = [
+        f"/{name}/{method.name}"
+        for name in services
+        for method in pool.FindServiceByName(name).methods
+    ]
+    missing = unmapped(methods)
+    if missing:
+        msg = f"RPCs without roles in service.security.roles.RPC_ROLES: {', '.join(missing)}"
+        raise UnmappedRpcError(msg)

@@ -57,10 +57,13 @@ ExportItem = list[PortableEvent] | ExportFinished
 class LogExport:
     """Reads ranges of the log as portable events; reading and encoding run on the read threads.
 
-    Each event is decoded through the store's mapper (which will decrypt, once states are
-    encrypted at rest) and encoded again by a mapper without cipher or compression, so an
-    export is plaintext and the same whatever the store does with its states; events stored
-    by an older version of their class are exported upcast, in the current schema.
+    Each event is decoded through the store's mapper (which decrypts states encrypted at
+    rest, see service/store/cipher.py) and encoded again by a mapper without cipher or
+    compression, so an export is plaintext and the same whatever the store does with its
+    states: an export is the operator's decrypted copy of the log, to be protected as such.
+    Events stored by an older version of their class are exported upcast, in the current
+    schema. An event this registry's keys cannot decrypt ends the export with
+    EncryptionKeyError (FAILED_PRECONDITION).
     """
 
     def __init__(self, backend: EventStoreBackend, mapper: Mapper[Any], reads: Executor) -> None:

@@ -24,6 +24,7 @@ from service.app.batches import listed
 from service.app.event_schema import schema_of
 from service.domain.errors import FieldViolation, InvalidArgumentError
 from service.domain.events import EVENT_TYPES, STREAM_TYPE_OF_EVENT, STREAM_TYPES
+from service.store.cipher import is_encrypted, key_id_of
 from service.store.transcoding import RegistryMapper, registry_mapper
 
 if TYPE_CHECKING:
@@ -140,6 +141,12 @@ def _problems(index: int, row: Row) -> list[Problem]:
     elif creator is None and version < 2:
         msg = f"must be at least 2: {event_type} follows the event that starts its stream"
         found.append((index, "stream_version", msg))
+    if is_encrypted(state):
+        text = (
+            "is encrypted at rest (key id "
+            f"{key_id_of(state)!r}): import an export, whose states are plaintext JSON"
+        )
+        return [*found, (index, "state_json", text[:MAX_ERROR_TEXT])]
     try:
         event = decode(event_type, stream_id, version, state)
     except Exception as err:  # anything the mapper raises means the state is not valid
@@ -147,7 +154,8 @@ def _problems(index: int, row: Row) -> list[Problem]:
         return [*found, (index, "state_json", text[:MAX_ERROR_TEXT])]
     problem = schema_of(cls).problem(event)
     if problem is None and b'"class_version"' in state:
-        # Older versions are upcast when decoded; a newer one is not understood here.
+        # Older versions are upcast when decoded; a newer one is not understood here. (An
+        # imported state is plaintext JSON, never encrypted: that was refused above.)
         stored_version = json.loads(state).get("class_version", 1)
         current = getattr(cls, "class_version", 1)
         if type(stored_version) is not int or stored_version > current:

@@ -104,7 +104,8 @@ class EventImport:
         self._reads = reads
         self._max_attempts = max_attempts
         # Imported states are plaintext; they are stored as received unless the store
-        # transforms states (a cipher or compression), in which case they are encoded again.
+        # transforms states (a cipher or compression), in which case they are encoded again:
+        # with encryption at rest, imported events are encrypted with the current key.
         self._store_as_received = mapper.cipher is None and mapper.compressor is None
         self._topics = {name: get_topic(cls) for name, cls in EVENT_TYPES.items()}
         self._municipalities = frozenset(catalog.municipalities)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+from eventsourcing.persistence import Cipher
+
 from service.app.asset_cases import AssetCases
 from service.app.base import Clock, ServiceDeps
 from service.app.event_log import EventLog, FollowSettings
@@ -21,7 +23,8 @@ from service.app.writer import GroupCommitWriter
 from service.areas import AreaCatalog
 from service.domain.wave import WaveRule
 from service.store.base import EventStoreBackend
-from service.store.transcoding import registry_mapper
+from service.store.cipher import EncryptionKeyError
+from service.store.transcoding import RegistryMapper, registry_mapper
 
 
 def utc_now() -> datetime:
@@ -29,8 +32,26 @@ def utc_now() -> datetime:
     return datetime.now(tz=UTC)
 
 
+def _check_head(backend: EventStoreBackend, mapper: RegistryMapper) -> None:
+    """Refuse a log whose last event this registry's keys cannot decrypt (one cheap read)."""
+    head = backend.last_notification()
+    if head is None:
+        return
+    try:
+        mapper.check_readable(head)
+    except EncryptionKeyError as err:
+        msg = f"refusing to start: the last event of the log, {err}"
+        raise EncryptionKeyError(msg, key_id=err.key_id, subject=err.subject) from None
+
+
 class Registry:
-    """Owns the writer thread, the read pool and the backend; exposes the services."""
+    """Owns the writer thread, the read pool and the backend; exposes the services.
+
+    With a `cipher` (service.store.cipher.KeyringCipher) event states are encrypted at rest
+    and decrypted by every reader of the log. On construction the event at the head of the
+    log is checked: if it is encrypted with a key that is not configured (or no key is),
+    EncryptionKeyError is raised and the registry does not start.
+    """
 
     def __init__(
         self,
@@ -43,8 +64,14 @@ class Registry:
         poll_interval: float = 0.1,
         follow: FollowSettings | None = None,
         wave_rule: WaveRule | None = None,
+        cipher: Cipher | None = None,
     ) -> None:
-        mapper = registry_mapper()
+        mapper = registry_mapper(cipher)
+        try:
+            _check_head(backend, mapper)
+        except BaseException:
+            backend.close()
+            raise
         self.mapper = mapper
         self.backend = backend
         self.catalog = catalog

@@ -11,10 +11,12 @@ from typing import Any
 
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
+    Cipher,
     DatetimeAsISO,
     DecimalAsStr,
     JSONTranscoder,
     Mapper,
+    MapperDeserialisationError,
     StoredEvent,
     Transcoding,
     TranscodingNotRegisteredError,
@@ -23,6 +25,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import resolve_topic
 
 from service.domain.values import ENUM_TYPES, VALUE_TYPES
+from service.store.cipher import EncryptionKeyError, check_readable, is_encrypted
 
 
 class EnumAsValue(Transcoding):
@@ -140,11 +143,21 @@ class RegistryMapper(Mapper[Any]):
 
     Event attributes are immutable tuples when triggered; without this a decoded event
     would hold lists and no longer equal the event that was stored.
+
+    With a cipher (see service/store/cipher.py) states are encrypted at rest; a state that
+    cannot be decrypted — its key is not configured, or no key is — raises
+    EncryptionKeyError naming the event, instead of a deserialisation error.
     """
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[Any]:
         """Decode a stored event, restoring tuples (also inside dict-valued attributes)."""
-        domain_event = super().to_domain_event(stored_event)
+        try:
+            domain_event = super().to_domain_event(stored_event)
+        except MapperDeserialisationError as err:
+            unreadable = self._unreadable(stored_event, err.__cause__)
+            if unreadable is None:
+                raise
+            raise unreadable from err
         state = vars(domain_event)
         for name, value in state.items():
             kind = type(value)
@@ -164,15 +177,54 @@ class RegistryMapper(Mapper[Any]):
         its class: decode it with `to_domain_event`, so that its upcasters run.
         """
         state = stored_event.state
-        if self.cipher:
-            state = self.cipher.decrypt(state)
-        if self.compressor:
-            state = self.compressor.decompress(state)
-        payload: dict[str, Any] = json.loads(state)
+        try:
+            if self.cipher:
+                state = self.cipher.decrypt(state)
+            if self.compressor:
+                state = self.compressor.decompress(state)
+            payload: dict[str, Any] = json.loads(state)
+        except (EncryptionKeyError, ValueError) as err:
+            unreadable = self._unreadable(stored_event, err)
+            if unreadable is None:
+                raise
+            raise unreadable from err
         stored_version = payload.get("class_version", 1)
         if stored_version != getattr(resolve_topic(stored_event.topic), "class_version", 1):
             return None
         return payload
+
+    def check_readable(self, stored_event: StoredEvent) -> None:
+        """Raise EncryptionKeyError unless the event's state can be decrypted (when it is
+        encrypted) with this mapper's keys: a cheap check of one event, e.g. the head."""
+        try:
+            check_readable(stored_event.state, self.cipher)
+        except EncryptionKeyError as err:
+            raise _with_event(err, stored_event) from None
+
+    def _unreadable(
+        self, stored_event: StoredEvent, cause: BaseException | None
+    ) -> EncryptionKeyError | None:
+        """EncryptionKeyError naming the event when its state failed to decode because of
+        its encryption (None: for another reason)."""
+        if isinstance(cause, EncryptionKeyError):
+            return _with_event(cause, stored_event)
+        if self.cipher is None and is_encrypted(stored_event.state):
+            try:
+                check_readable(stored_event.state, None)
+            except EncryptionKeyError as err:
+                return _with_event(err, stored_event)
+        return None
+
+
+def _with_event(err: EncryptionKeyError, stored_event: StoredEvent) -> EncryptionKeyError:
+    """The same error, naming the event it is about."""
+    where = f"event {stored_event.originator_version} of stream {stored_event.originator_id}"
+    position = getattr(stored_event, "id", None)
+    if position is not None:
+        where += f" (position {position})"
+    return EncryptionKeyError(
+        f"{where} cannot be read: {err.description}", key_id=err.key_id, subject=where
+    )
 
 
 def stored_time(value: dict[str, Any]) -> datetime:
@@ -180,6 +232,9 @@ def stored_time(value: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(value["_data_"])
 
 
-def registry_mapper() -> RegistryMapper:
-    """Return the mapper between domain events and stored events."""
-    return RegistryMapper(transcoder=registry_transcoder())
+def registry_mapper(cipher: Cipher | None = None) -> RegistryMapper:
+    """Return the mapper between domain events and stored events.
+
+    With a `cipher` (e.g. service.store.cipher.KeyringCipher), states are encrypted at rest.
+    """
+    return RegistryMapper(transcoder=registry_transcoder(), cipher=cipher)

@@ -7,7 +7,7 @@ import time
 from service.domain.wave import WaveRule
 from tests.cli.conftest import invoke, invoke_json, started
 
-NAMES = {"asset_recovery", "incidents", "statistics", "unified_commands", "waves"}
+NAMES = {"asset_recovery", "audit", "incidents", "statistics", "unified_commands", "waves"}
 
 
 def test_the_demo_populates_every_read_model_and_can_be_run_again(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.cli.test_log import shootings
 
-NAMES = {"asset_recovery", "incidents", "statistics", "unified_commands", "waves"}
+NAMES = {"asset_recovery", "audit", "incidents", "statistics", "unified_commands", "waves"}
 
 
 def test_status_lists_every_projection(cli, cli_json, registry):

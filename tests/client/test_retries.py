@@ -7,6 +7,8 @@ import random
 
 import grpc
 import pytest
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2
 from incident_registry_client import (
     AsyncRegistryClient,
     DeadlineExceededError,
@@ -18,11 +20,12 @@ from incident_registry_client import (
     Weapon,
     WeaponKind,
 )
-from incident_registry_client.errors import StatusDetails
+from incident_registry_client.errors import ResourceExhaustedError, StatusDetails
 from incident_registry_client.proto.incidents.v1 import incident_service_pb2
 
 from tests.client.conftest import ACTOR, FAST_RETRY, hours_ago, report
 from tests.client.proxy import Abort, Lose, Stall
+from tests.client.test_errors import details_metadata
 
 UNAVAILABLE = Abort(grpc.StatusCode.UNAVAILABLE, "connection reset")
 
@@ -86,6 +89,37 @@ def test_other_errors_are_not_retried(proxy, proxied):
     with pytest.raises(InvalidArgumentError):
         report(proxied, weapons=[Weapon(WeaponKind.HANDGUN, 0)])
     assert len(proxy.calls_of("ReportShooting")) == 1
+
+
+def throttled(seconds: float) -> Abort:
+    """A refusal by a per-caller limit, as the server sends it: with a RetryInfo delay."""
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(round(seconds * 1e9))
+    retry_info = error_details_pb2.RetryInfo(retry_delay=delay)
+    return Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "limit", details_metadata(retry_info))
+
+
+def test_a_call_refused_by_a_limit_is_retried_after_the_delay_asked(proxy, proxied):
+    proxy.fail("ReportShooting", throttled(0.02), throttled(0.02))
+    written = report(proxied)
+    assert not written.replayed
+    ids = request_ids(proxy)
+    assert len(ids) == 3
+    assert len(set(ids)) == 1
+    proxy.fail("GetHead", throttled(0.02))
+    assert proxied.get_head().position == written.position
+    assert len(proxy.calls_of("GetHead")) == 2
+
+
+def test_resource_exhausted_is_not_retried_without_a_delay_or_with_a_longer_one(proxy, proxied):
+    too_large = Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "message larger than max")
+    proxy.fail("GetHead", too_large, throttled(FAST_RETRY.max_backoff * 10))
+    with pytest.raises(ResourceExhaustedError, match="larger than max"):
+        proxied.get_head()
+    with pytest.raises(ResourceExhaustedError) as raised:
+        proxied.get_head()
+    assert raised.value.details.retry_delay is not None
+    assert len(proxy.calls_of("GetHead")) == 2
 
 
 def test_the_client_default_deadline_applies_to_each_attempt(proxy):

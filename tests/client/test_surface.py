@@ -18,7 +18,14 @@ from incident_registry_client import AsyncRegistryClient, AsyncStream, RegistryC
 from incident_registry_client.proto.incidents.v1 import common_pb2
 
 PROTO_PACKAGE = "incident_registry_client.proto.incidents.v1"
-HELPERS = {"iter_all", "iter_stream", "iter_incidents", "iter_waves", "iter_unified_commands"}
+HELPERS = {
+    "iter_all",
+    "iter_stream",
+    "iter_incidents",
+    "iter_waves",
+    "iter_unified_commands",
+    "iter_audit_entries",
+}
 
 
 def rpcs() -> list[tuple[str, str, bool]]:
@@ -47,7 +54,7 @@ def public_methods(cls: type) -> dict[str, typing.Any]:
 
 def test_every_rpc_of_every_service_has_a_method():
     services = {service for service, _, _ in rpcs()}
-    assert len(services) == 11
+    assert len(services) == 12
     missing = [
         f"{service}.{method}"
         for service, method, _ in rpcs()

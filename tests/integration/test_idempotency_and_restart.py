@@ -35,6 +35,7 @@ REGISTRY_SERVICES = {
     "incidents.v1.CommandQueryService",
     "incidents.v1.AssetStatisticsService",
     "incidents.v1.ProjectionAdminService",
+    "incidents.v1.AuditService",
 }
 
 

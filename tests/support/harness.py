@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from eventsourcing.persistence import Cipher
 
 from projections.assembly import build_projections
 from projections.runtime import Projections
@@ -20,6 +21,8 @@ from service.app.registry import Registry, utc_now
 from service.areas import load_catalog
 from service.domain.wave import WaveRule
 from service.metrics import ServerMetrics
+from service.security.auth import ServerSecurity
+from service.security.limits import LimitSettings
 from service.store.base import EventStoreBackend
 from service.store.sqlite import SQLiteEventStore
 
@@ -28,7 +31,11 @@ class ServerHarness:
     """Starts and stops a registry server on an SQLite file, as often as a test needs.
 
     `backend_factory` opens another store instead (e.g. a PostgreSQL schema); two harnesses
-    given the same one are two replicas of one registry.
+    given the same one are two replicas of one registry. `cipher` encrypts event states at
+    rest (service.store.cipher.KeyringCipher), as INCIDENTS_ENCRYPTION_KEY_FILE does.
+    `security` serves with TLS credentials and a call guard (default: plaintext, no
+    authentication). `limits` serve with INCIDENTS_LIMIT_* / INCIDENTS_MAX_* settings
+    (default: none of the per-caller limits or call bound, requests up to 4 MiB).
     """
 
     def __init__(
@@ -42,6 +49,9 @@ class ServerHarness:
         poll_interval: float = 0.1,
         follow: FollowSettings | None = None,
         metrics: bool = False,
+        cipher: Cipher | None = None,
+        security: ServerSecurity | None = None,
+        limits: LimitSettings | None = None,
     ) -> None:
         self.db_path = db_path
         self.backend_factory = backend_factory or (lambda: SQLiteEventStore(db_path))
@@ -56,6 +66,9 @@ class ServerHarness:
         # INCIDENTS_POLL_INTERVAL_SECONDS; and the subscriptions' tuning.
         self.poll_interval = poll_interval
         self.follow = follow
+        self.cipher = cipher
+        self.security = security
+        self.limits = limits
         self.registry: Registry | None = None
         self._running: RunningServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -80,11 +93,9 @@ class ServerHarness:
 
     def start(self) -> ServerHarness:
         """Open the store and start serving."""
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
         backend = self.backend_factory()
         catalog = load_catalog(self.catalog)
+        # Raises (closing the store) when the log's last event cannot be decrypted.
         self.registry = Registry(
             backend,
             catalog,
@@ -92,7 +103,11 @@ class ServerHarness:
             wave_rule=self.wave_rule,
             poll_interval=self.poll_interval,
             follow=self.follow,
+            cipher=self.cipher,
         )
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
         self.projections: Projections = build_projections(
             self.registry,
             store_for(backend, self.db_path.with_name(self.db_path.stem + "-projections.sqlite")),
@@ -101,7 +116,12 @@ class ServerHarness:
         self.metrics = ServerMetrics() if self.with_metrics else None
         self._running = self._call(
             start_server(
-                self.registry, "127.0.0.1:0", projections=self.projections, metrics=self.metrics
+                self.registry,
+                "127.0.0.1:0",
+                projections=self.projections,
+                metrics=self.metrics,
+                security=self.security,
+                limits=self.limits,
             )
         )
         return self
@@ -130,6 +150,7 @@ class ServerHarness:
 
         `options` are keyword arguments of ServerHarness, e.g. a `poll_interval`.
         """
+        options.setdefault("cipher", self.cipher)
         return ServerHarness(
             self.db_path, catalog=self.catalog, backend_factory=self.backend_factory, **options
         )

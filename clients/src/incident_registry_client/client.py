@@ -20,6 +20,7 @@ from incident_registry_client._channel import ChannelOptions, TlsOptions, TokenS
 from incident_registry_client._methods import adopt, qualify
 from incident_registry_client._rpcs import (
     assets,
+    audit,
     commands,
     event_log,
     gangs,
@@ -252,6 +253,10 @@ class RegistryClient:
     resume_projection = unary(projections.resume_projection)
     rebuild_projection = unary(projections.rebuild_projection)
     reset_projection = unary(projections.reset_projection)
+
+    # --- AuditService ----------------------------------------------------------------------
+    list_audit_entries = unary(audit.list_audit_entries)
+    iter_audit_entries = paged(audit.iter_audit_entries)
 
 
 qualify(RegistryClient)

@@ -15,6 +15,8 @@ from service.api.fields import FieldReader
 from service.api.requests import write_context
 from service.app.commands import Command
 from service.app.results import RecordedEvent, WriteContext, WriteResult
+from service.security.auth import call_identity
+from service.security.roles import SEES_ACTORS
 
 C = TypeVar("C", bound=Command)
 R = TypeVar("R")
@@ -66,5 +68,14 @@ def read_id(value: str, field: str) -> UUID:
 
 
 def history(events: list[RecordedEvent]) -> list[events_pb2.EventEnvelope]:
-    """Return the envelopes of an aggregate's history."""
-    return [envelope(event) for event in events]
+    """Return the envelopes of an aggregate's history.
+
+    A caller authenticated with none of the roles in `SEES_ACTORS` (an analyst) gets them
+    without `metadata.actor`: who recorded an event is personal data about staff.
+    """
+    envelopes = [envelope(event) for event in events]
+    identity = call_identity()
+    if identity is not None and not identity.roles & SEES_ACTORS:
+        for item in envelopes:
+            item.metadata.actor = ""
+    return envelopes

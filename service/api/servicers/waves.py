@@ -61,7 +61,11 @@ class WaveServicer(pb_grpc.WaveServiceServicer):
         to_time = reader.time(request, "to_time", required=False)
         if from_time is not None and to_time is not None:
             reader.check(to_time >= from_time, "to_time", "must not be before from_time")
-        reader.count(request.page_size, "page_size")
+        reader.check(
+            0 <= request.page_size <= MAX_PAGE_SIZE,
+            "page_size",
+            f"must be from 1 to {MAX_PAGE_SIZE} (0: {DEFAULT_PAGE_SIZE})",
+        )
         reader.count(request.min_position, "min_position")
         selection = _fingerprint(request)
         after = decode_page_token(
@@ -71,7 +75,7 @@ class WaveServicer(pb_grpc.WaveServiceServicer):
             other_selection="was issued for another selection; list again",
         )
         reader.raise_if_any()
-        limit = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        limit = request.page_size or DEFAULT_PAGE_SIZE
         await wait_until_caught_up(
             self._projections, [NAME], request.min_position, self._backend, context
         )

@@ -3,7 +3,8 @@
     incidents --target registry.example:50051 --actor ops-1 stats areas --period month
 
 Global options come before the command; each can also be set by an environment variable
-(INCIDENTS_TARGET, INCIDENTS_ACTOR, INCIDENTS_TIMEOUT, INCIDENTS_TZ).
+(INCIDENTS_TARGET, INCIDENTS_ACTOR, INCIDENTS_TIMEOUT, INCIDENTS_TZ, INCIDENTS_TOKEN,
+INCIDENTS_TOKEN_FILE).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Annotated
 import typer
 
 from incident_registry_client.cli import (
+    audit,
     demo,
     log,
     parsing,
@@ -73,10 +75,30 @@ def options(
         bool, typer.Option(help="Plaintext even to a remote host (never with TLS options).")
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars on long operations.")] = True,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INCIDENTS_TOKEN",
+            help="Bearer token (prefer INCIDENTS_TOKEN or --token-file: a command line is "
+            "visible to other users).",
+            show_default=False,
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="INCIDENTS_TOKEN_FILE",
+            help="File holding the bearer token.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Operate an Incident Registry: writes, tables, the log, read models, a demo."""
     if (cert is None) != (key is None):
         raise typer.BadParameter("give both --cert and --key, or neither")
+    if token and token_file is not None:
+        raise typer.BadParameter("give --token or --token-file, not both")
     ctx.obj = Settings(
         target=target,
         actor=actor,
@@ -89,10 +111,12 @@ def options(
         server_name=server_name,
         insecure=insecure,
         progress=progress and not json,
+        token=token,
+        token_file=token_file,
     )
 
 
-for module in (writes, writes_operations, reads, stats, log, projections, demo):
+for module in (writes, writes_operations, reads, audit, stats, log, projections, demo):
     module.register(app)
 
 

@@ -24,7 +24,9 @@ from incident_registry_client.errors import (
     InvalidArgumentError,
     NotFoundError,
     OutOfRangeError,
+    PermissionDeniedError,
     RegistryError,
+    UnauthenticatedError,
     UnavailableError,
 )
 
@@ -39,6 +41,9 @@ REFUSED = 4
 """The registry refused the request: invalid, a broken rule, a conflict, a reused request id."""
 UNREACHABLE = 5
 """The registry could not be reached, or did not answer in time."""
+DENIED = 6
+"""The registry did not let the caller in: no, an invalid or an expired token or certificate
+(UNAUTHENTICATED), or an identity without a role allowing the call (PERMISSION_DENIED)."""
 INTERRUPTED = 130
 """Stopped by Ctrl-C (after finishing or abandoning the batch in hand)."""
 
@@ -58,6 +63,20 @@ class Settings:
     server_name: str | None = None
     insecure: bool = False
     progress: bool = True
+    token: str | None = None
+    """A bearer token (--token, INCIDENTS_TOKEN)."""
+    token_file: Path | None = None
+    """A file holding the bearer token (--token-file, INCIDENTS_TOKEN_FILE), read per call."""
+
+    def bearer_token(self) -> str | Callable[[], str] | None:
+        """The token to send: --token, else a reader of --token-file (re-read for every
+        call, so that a rotated token is picked up), else None."""
+        if self.token:
+            return self.token
+        path = self.token_file
+        if path is None:
+            return None
+        return lambda: path.read_text(encoding="utf-8").strip()
 
     def tls(self) -> TlsOptions | None:
         """TLS options from --ca/--cert/--key/--server-name; None when none was given."""
@@ -76,6 +95,7 @@ class Settings:
             target or self.target,
             tls=self.tls(),
             insecure=self.insecure,
+            bearer_token=self.bearer_token(),
             actor=self.actor,
             timeout=self.timeout,
         )
@@ -128,6 +148,8 @@ def exit_code(error: RegistryError) -> int:
         return REFUSED
     if isinstance(error, UnavailableError | DeadlineExceededError):
         return UNREACHABLE
+    if isinstance(error, UnauthenticatedError | PermissionDeniedError):
+        return DENIED
     return FAILED
 
 
@@ -144,6 +166,8 @@ def describe(error: RegistryError) -> str:
         lines.append(f"  request id {error.request_id} was used for another request")
     elif isinstance(error, UnavailableError | DeadlineExceededError):
         lines.append("  is the registry running there? (--target, INCIDENTS_TARGET)")
+    elif isinstance(error, UnauthenticatedError):
+        lines.append("  give a valid token (--token, --token-file) or client certificate")
     return "\n".join(lines)
 
 

@@ -19,6 +19,7 @@ from incident_registry_client.types.assets import (
     Reinvestment,
     Seizure,
 )
+from incident_registry_client.types.audit import AuditEntry
 from incident_registry_client.types.commands import (
     CommandStatus,
     MunicipalityCommand,
@@ -127,6 +128,7 @@ __all__ = [
     "AttributionStatus",
     "AttributionStatusShare",
     "AttributionSummary",
+    "AuditEntry",
     "Beneficiary",
     "BeneficiaryKind",
     "CasualtiesRevised",
