@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import signal
@@ -41,14 +40,13 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
 from cpu import CpuReading, read_cpu
-from google.protobuf.timestamp_pb2 import Timestamp
-from incident_registry_client.proto.incidents.v1 import incident_pb2, incident_service_pb2
+from incident_registry_client.proto.incidents.v1 import incident_service_pb2
 from servers import (
     ROOT,
     SQLITE_NAME,
@@ -57,9 +55,13 @@ from servers import (
     ServerStartError,
     free_ports,
     fresh_schema,
+    shooting_request,
     spawn,
     start_registry,
     wait_serving,
+)
+from servers import (
+    write_json as write_document,
 )
 
 RESULTS_DIR = ROOT / "benchmarks" / "results"
@@ -138,7 +140,7 @@ async def _send_once(target: str, payload: bytes) -> bytes:
 
 
 def _verify_request() -> bytes:
-    message = request_template()
+    message = shooting_request()
     message.request_id = f"bench-verify-{uuid.uuid4().hex}"
     return message.SerializeToString()
 
@@ -158,22 +160,6 @@ async def verify_registry(target: str) -> None:
     if not result.aggregate_id or result.version != 1 or result.replayed:
         msg = f"registry reply is not a fresh incident: {result}"
         raise ServerStartError(msg)
-
-
-def request_template() -> incident_service_pb2.ReportShootingRequest:
-    """Return a valid ReportShootingRequest without its request_id."""
-    occurred = Timestamp()
-    occurred.FromDatetime(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1))
-    return incident_service_pb2.ReportShootingRequest(
-        occurred_at=occurred,
-        occurred_at_precision=incident_pb2.TIME_PRECISION_MINUTE,
-        municipality_code="21001",
-        address="Rue de la Loi 16",
-        weapons=[incident_pb2.Weapon(kind=incident_pb2.WEAPON_KIND_HANDGUN, count=1)],
-        assailant_count=2,
-        injured=1,
-        description="Benchmark: shots fired from a passing car, one person injured.",
-    )
 
 
 def percentile(ordered: list[float], q: float) -> float:
@@ -241,7 +227,7 @@ async def run_level(
         channel.unary_unary(METHOD_PATH, request_serializer=None, response_deserializer=None)
         for channel in channels
     ]
-    template = request_template()
+    template = shooting_request()
     run_id = uuid.uuid4().hex[:12]
     now = time.perf_counter()
     window = _Window(start=now + warmup, end=now + warmup + seconds)
@@ -473,8 +459,7 @@ def write_json(
         "scaling": {name: round(v, 4) for name, v in summary["scaling"].items()},
         "targets": summary["targets"],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    write_document(path, document)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

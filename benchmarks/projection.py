@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import cProfile
 import io
-import json
 import os
 import platform
 import pstats
@@ -49,7 +48,7 @@ from typing import Any
 
 from logbuild import BuildStats, build_log
 from projection_lag import LagResult, live_lag
-from servers import ROOT
+from servers import ROOT, write_json
 
 from projections.runner import ProjectionRunner
 from projections.statistics import EVENT_TYPES
@@ -256,12 +255,6 @@ def print_targets(targets: list[dict[str, Any]]) -> None:
     for target in targets:
         verdict = "PASS" if target["pass"] else "MISS"
         print(f"  {verdict}  {target['name']} (measured {target['value']})")
-
-
-def write_json(path: Path, document: dict[str, Any]) -> None:
-    """Write the results document."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import signal
@@ -48,22 +47,23 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
 import psycopg
-from google.protobuf.timestamp_pb2 import Timestamp
 from incident_registry_client.proto.incidents.v1 import event_log_service_pb2 as log_pb
-from incident_registry_client.proto.incidents.v1 import incident_pb2, incident_service_pb2
+from incident_registry_client.proto.incidents.v1 import incident_service_pb2
 from servers import (
     ROOT,
     ServerProcess,
     ServerStartError,
     free_ports,
+    shooting_request,
     start_registry,
     wait_serving,
+    write_json,
 )
 
 from service.config import ConfigError, Settings
@@ -163,23 +163,6 @@ def percentile(ordered: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def shooting(request_id: str) -> incident_service_pb2.ReportShootingRequest:
-    """A valid shooting report an hour ago in Anderlecht."""
-    occurred = Timestamp()
-    occurred.FromDatetime(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1))
-    return incident_service_pb2.ReportShootingRequest(
-        request_id=request_id,
-        occurred_at=occurred,
-        occurred_at_precision=incident_pb2.TIME_PRECISION_MINUTE,
-        municipality_code="21001",
-        address="Rue de la Loi 16",
-        weapons=[incident_pb2.Weapon(kind=incident_pb2.WEAPON_KIND_HANDGUN, count=1)],
-        assailant_count=2,
-        injured=1,
-        description="Benchmark: shots fired from a passing car, one person injured.",
-    )
-
-
 Report = grpc.aio.UnaryUnaryMultiCallable[
     incident_service_pb2.ReportShootingRequest, incident_service_pb2.ReportShootingResponse
 ]
@@ -196,7 +179,7 @@ async def write(
     async def worker() -> None:
         for index in sequence:
             reply = await report(
-                shooting(f"{prefix}-{index}"),
+                shooting_request(f"{prefix}-{index}"),
                 metadata=(("x-actor", "replica-benchmark"),),
                 timeout=CALL_TIMEOUT_S,
             )
@@ -386,12 +369,6 @@ def print_header(args: argparse.Namespace) -> None:
     header = f"  {'config':<12} {'phase':<14} {'count':>6} {'p50':>8} {'p99':>8} {'max':>8}"
     print(header)
     print("  " + "-" * (len(header) - 2), flush=True)
-
-
-def write_json(path: Path, document: dict[str, Any]) -> None:
-    """Write the results document."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -21,13 +22,16 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import grpc
 import psycopg
 import psycopg.sql
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from incident_registry_client.proto.incidents.v1 import incident_pb2, incident_service_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
 SQLITE_NAME = "bench.sqlite"  # the registry's SQLite file in the work directory, by default
@@ -199,3 +203,26 @@ def fresh_schema() -> Iterator[str]:
             conn.execute(
                 psycopg.sql.SQL("DROP SCHEMA {0} CASCADE").format(psycopg.sql.Identifier(schema))
             )
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    """Write a benchmark's results document (its folder is created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def shooting_request(request_id: str = "") -> incident_service_pb2.ReportShootingRequest:
+    """A valid ReportShooting request: shots fired an hour ago in Brussels, one injured."""
+    occurred = Timestamp()
+    occurred.FromDatetime(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1))
+    return incident_service_pb2.ReportShootingRequest(
+        request_id=request_id,
+        occurred_at=occurred,
+        occurred_at_precision=incident_pb2.TIME_PRECISION_MINUTE,
+        municipality_code="21001",
+        address="Rue de la Loi 16",
+        weapons=[incident_pb2.Weapon(kind=incident_pb2.WEAPON_KIND_HANDGUN, count=1)],
+        assailant_count=2,
+        injured=1,
+        description="Benchmark: shots fired from a passing car, one person injured.",
+    )

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import signal
@@ -55,7 +54,7 @@ from typing import Any
 
 import grpc
 from logbuild import BuildStats, build_log
-from servers import ROOT, ServerProcess, ServerStartError
+from servers import ROOT, ServerProcess, ServerStartError, write_json
 from subscribe_passes import (
     CHANNEL_OPTIONS,
     DEFAULT_CONFIG,
@@ -190,12 +189,6 @@ def print_report(
                 f"{p['events']:,} events (peak VmRSS {p['peak_rss_mb']:.0f} MB, "
                 f"VmHWM {p['hwm_mb']:.0f} MB)"
             )
-
-
-def write_json(path: Path, document: dict[str, Any]) -> None:
-    """Write the results document."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -15,14 +15,13 @@ import structlog
 
 from projections.assembly import build_projections
 from projections.store import store_for
-from service.__main__ import open_backend
+from service.__main__ import START_FAILURES, open_backend
 from service.app.registry import Registry
-from service.areas import CatalogError, load_catalog
+from service.areas import load_catalog
 from service.config import ConfigError, Settings
 from service.logs import configure_logging
 from service.metrics import start_worker_metrics
-from service.store.base import BackendUnavailableError, SchemaNotReadyError
-from service.store.cipher import EncryptionKeyError, cipher_for
+from service.store.cipher import cipher_for
 
 log = structlog.get_logger("projections")
 
@@ -86,13 +85,7 @@ def main() -> int:
     configure_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(work(settings))
-    except (
-        CatalogError,
-        BackendUnavailableError,
-        SchemaNotReadyError,
-        EncryptionKeyError,
-        OSError,
-    ) as err:
+    except START_FAILURES as err:
         log.error("projection_worker_failed_to_start", error=str(err))
         return 1
     return 0

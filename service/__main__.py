@@ -32,6 +32,15 @@ from service.supervisor import Supervisor
 
 log = structlog.get_logger("service")
 
+START_FAILURES: tuple[type[Exception], ...] = (
+    CatalogError,
+    BackendUnavailableError,
+    SchemaNotReadyError,
+    EncryptionKeyError,
+    OSError,
+)
+"""What keeps a server, a migration or a worker from starting: logged, exit status 1."""
+
 
 async def serve(settings: Settings, security: ServerSecurity | None = None) -> None:
     """Open the store, serve until SIGTERM or SIGINT, then drain and close cleanly.
@@ -183,13 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             return Supervisor(settings, os.environ).run()
         else:
             asyncio.run(serve(settings, security))
-    except (
-        CatalogError,
-        BackendUnavailableError,
-        SchemaNotReadyError,
-        EncryptionKeyError,
-        OSError,
-    ) as err:
+    except START_FAILURES as err:
         event = "migration_failed" if command == "migrate" else "server_failed_to_start"
         log.error(event, error=str(err))
         return 1

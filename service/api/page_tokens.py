@@ -40,3 +40,24 @@ def decode_page_token(
     if not reader.check(issued_for == bound, "page_token", other_selection):
         return None
     return key
+
+
+def read_page_request(
+    page_size: int,
+    token: str,
+    bound: str,
+    reader: FieldReader,
+    *,
+    max_size: int,
+    default_size: int,
+    other_selection: str,
+) -> tuple[PageKey | None, int]:
+    """Check a listing's `page_size` and `page_token`; return the key to continue after and
+    the number of rows to return. Violations are recorded in `reader`."""
+    reader.check(
+        0 <= page_size <= max_size,
+        "page_size",
+        f"must be from 1 to {max_size} (0: {default_size})",
+    )
+    after = decode_page_token(token, bound, reader, other_selection=other_selection)
+    return after, page_size or default_size

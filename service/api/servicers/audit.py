@@ -15,7 +15,7 @@ from projections.audit_model import AuditSelection, query_audit
 from projections.runtime import Projections
 from service.api.catch_up import wait_until_caught_up
 from service.api.fields import FieldReader
-from service.api.page_tokens import decode_page_token, encode_page_token
+from service.api.page_tokens import encode_page_token, read_page_request
 from service.api.timestamps import stamp
 from service.app.registry import Registry
 from service.domain.events import EVENT_TYPES
@@ -42,21 +42,18 @@ class AuditServicer(pb_grpc.AuditServiceServicer):
         """Return a page of entries, newest first, once the model includes `min_position`."""
         reader = FieldReader()
         selection = _selection(request, reader)
-        reader.check(
-            0 <= request.page_size <= MAX_PAGE_SIZE,
-            "page_size",
-            f"must be from 1 to {MAX_PAGE_SIZE} (0: {DEFAULT_PAGE_SIZE})",
-        )
-        reader.count(request.min_position, "min_position")
         bound = _fingerprint(request)
-        after = decode_page_token(
+        after, limit = read_page_request(
+            request.page_size,
             request.page_token,
             bound,
             reader,
+            max_size=MAX_PAGE_SIZE,
+            default_size=DEFAULT_PAGE_SIZE,
             other_selection="was issued for other filters; list again",
         )
+        reader.count(request.min_position, "min_position")
         reader.raise_if_any()
-        limit = request.page_size or DEFAULT_PAGE_SIZE
         await wait_until_caught_up(
             self._projections, [NAME], request.min_position, self._backend, context
         )

@@ -30,7 +30,7 @@ from projections.runtime import Projections
 from service.api.catch_up import wait_until_caught_up
 from service.api.enums import ATTRIBUTION_STATUS, WEAPON_KIND
 from service.api.fields import FieldReader
-from service.api.page_tokens import decode_page_token, encode_page_token
+from service.api.page_tokens import encode_page_token, read_page_request
 from service.api.timestamps import stamp
 from service.areas import AreaCatalog
 from service.domain.values import AttributionStatus, WeaponKind
@@ -73,14 +73,13 @@ class IncidentQueryServicer(pb_grpc.IncidentQueryServiceServicer):
         """Return a page of matching incidents, newest first, once the model has min_position."""
         reader = FieldReader()
         selection = read_filter(request, reader, self._catalog)
-        page_size = request.page_size or DEFAULT_PAGE_SIZE
-        reader.check(
-            0 < page_size <= MAX_PAGE_SIZE, "page_size", f"must be from 1 to {MAX_PAGE_SIZE}"
-        )
-        token = decode_page_token(
+        token, page_size = read_page_request(
+            request.page_size,
             request.page_token,
             selection.fingerprint(),
             reader,
+            max_size=MAX_PAGE_SIZE,
+            default_size=DEFAULT_PAGE_SIZE,
             other_selection="was issued for other filters; list again without a page_token",
         )
         after = None if token is None else PageKey(occurred_at=token[0], incident_id=token[1])

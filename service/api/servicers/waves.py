@@ -15,7 +15,7 @@ from projections.waves import NAME, micros
 from projections.waves_model import WaveRow, query_waves
 from service.api.catch_up import wait_until_caught_up
 from service.api.fields import FieldReader
-from service.api.page_tokens import decode_page_token, encode_page_token
+from service.api.page_tokens import encode_page_token, read_page_request
 from service.api.timestamps import stamp
 from service.areas import AreaCatalog
 from service.store.base import EventStoreBackend
@@ -61,21 +61,18 @@ class WaveServicer(pb_grpc.WaveServiceServicer):
         to_time = reader.time(request, "to_time", required=False)
         if from_time is not None and to_time is not None:
             reader.check(to_time >= from_time, "to_time", "must not be before from_time")
-        reader.check(
-            0 <= request.page_size <= MAX_PAGE_SIZE,
-            "page_size",
-            f"must be from 1 to {MAX_PAGE_SIZE} (0: {DEFAULT_PAGE_SIZE})",
-        )
-        reader.count(request.min_position, "min_position")
         selection = _fingerprint(request)
-        after = decode_page_token(
+        after, limit = read_page_request(
+            request.page_size,
             request.page_token,
             selection,
             reader,
+            max_size=MAX_PAGE_SIZE,
+            default_size=DEFAULT_PAGE_SIZE,
             other_selection="was issued for another selection; list again",
         )
+        reader.count(request.min_position, "min_position")
         reader.raise_if_any()
-        limit = request.page_size or DEFAULT_PAGE_SIZE
         await wait_until_caught_up(
             self._projections, [NAME], request.min_position, self._backend, context
         )
