@@ -104,6 +104,10 @@ PAYLOADS: dict[str, tuple[str, Callable[[Any], Message]]] = {
         "attribution_retracted",
         lambda e: events_pb2.AttributionRetracted(gang_id=str(e.gang_id), reason=e.reason),
     ),
+    "PersonalDataErased": (
+        "personal_data_erased",
+        lambda e: events_pb2.PersonalDataErased(reason=e.reason),
+    ),
     "IncidentLinked": (
         "incident_linked",
         lambda e: events_pb2.IncidentLinked(

@@ -186,6 +186,17 @@ def retract_attribution(
     )
 
 
+def erase_personal_data(
+    request: incident_service_pb2.ErasePersonalDataRequest, r: FieldReader
+) -> c.ErasePersonalData:
+    """ErasePersonalDataRequest to ErasePersonalData."""
+    return c.ErasePersonalData(
+        incident_id=r.uuid(request.incident_id, "incident_id"),
+        reason=request.reason,
+        occurred_at=r.time(request, "occurred_at", required=False),
+    )
+
+
 def link_incidents(
     request: incident_service_pb2.LinkIncidentsRequest, r: FieldReader
 ) -> c.LinkIncidents:

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from service.app.commands import Command
 from service.app.loading import AggregateLoader
+from service.app.personal_data import PersonalData
 from service.app.results import RecordedEvent, WriteContext, WriteResult
 from service.app.validation import Violations
 from service.app.writer import Decision, GroupCommitWriter
@@ -36,6 +37,8 @@ class ServiceDeps:
     reads: Executor
     backend: EventStoreBackend
     """For checks across many requests before they are queued (e.g. request ids of a batch)."""
+    personal_data: PersonalData
+    """Seals and reveals personal data about participants (see service/app/personal_data.py)."""
 
 
 class ApplicationService:

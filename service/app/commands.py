@@ -95,6 +95,15 @@ class RetractAttribution(Command):
 
 
 @dataclass(frozen=True)
+class ErasePersonalData(Command):
+    """Erase the personal data about participants recorded on an incident."""
+
+    incident_id: UUID
+    reason: str
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class LinkIncidents(Command):
     """Relate two incidents."""
 

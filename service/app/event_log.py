@@ -16,6 +16,7 @@ from uuid import UUID
 from eventsourcing.persistence import Mapper, Notification
 
 from service.app.head_watcher import HeadWatcher
+from service.app.personal_data import PersonalData
 from service.app.results import RecordedEvent
 from service.app.validation import Violations
 from service.areas import AreaCatalog
@@ -127,8 +128,10 @@ class EventLog:
         watcher: HeadWatcher,
         *,
         settings: FollowSettings | None = None,
+        personal_data: PersonalData,
     ) -> None:
         self._backend = backend
+        self._personal_data = personal_data
         self._mapper = mapper
         self._catalog = catalog
         self._reads = reads
@@ -329,7 +332,9 @@ class EventLog:
 
     def _decode(self, notifications: Sequence[Notification]) -> list[RecordedEvent]:
         to_domain_event = self._mapper.to_domain_event
-        return [RecordedEvent(n.id, to_domain_event(n)) for n in notifications]
+        return self._personal_data.reveal_events(
+            [RecordedEvent(n.id, to_domain_event(n)) for n in notifications]
+        )
 
     async def _run(self, work: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from service.app.base import ApplicationService
 from service.app.commands import (
     AmendIncident,
     AttributeToGang,
+    ErasePersonalData,
     LinkIncidents,
     ReportShooting,
     RetractAttribution,
@@ -18,9 +20,12 @@ from service.app.results import RecordedEvent, WriteContext, WriteResult
 from service.app.unit_of_work import UnitOfWork
 from service.app.validation import MAX_LONG_TEXT, Violations
 from service.app.writer import Decision
+from service.domain.errors import StoreUnavailableError
 from service.domain.gang import Gang
 from service.domain.incident import Incident
 from service.domain.values import GeoPoint, Source, Weapon
+from service.store.base import BackendUnavailableError
+from service.store.field_cipher import is_sealed
 
 
 class Incidents(ApplicationService):
@@ -53,8 +58,12 @@ class Incidents(ApplicationService):
         v.raise_if_any()
         zone = self._catalog.zone_of(command.municipality_code)
 
+        personal_data = self._deps.personal_data
+
         def decide(unit: UnitOfWork) -> Incident:
-            incident = Incident(
+            incident_id = uuid4()
+            incident = Incident.report(
+                incident_id,
                 occurred_at=command.occurred_at,
                 occurred_at_precision=command.occurred_at_precision,
                 reported_at=reported_at,
@@ -69,7 +78,7 @@ class Incidents(ApplicationService):
                 injured=command.injured,
                 drug_nexus=command.drug_nexus,
                 description=command.description,
-                sources=command.sources,
+                sources=personal_data.seal_sources(unit, incident_id, command.sources),
                 external_reference=command.external_reference,
             )
             return unit.add(incident, context.expected_version)
@@ -229,9 +238,39 @@ class Incidents(ApplicationService):
 
         return await self._write(command, context, decide)
 
+    async def erase_personal_data(
+        self, command: ErasePersonalData, context: WriteContext
+    ) -> WriteResult:
+        """Record the erasure of an incident's personal data and delete its subject key in
+        the same transaction: its witness sources read as erased from then on."""
+        v = Violations()
+        occurred_at = self._business_time(command.occurred_at, v)
+        v.required(command.reason, "reason", MAX_LONG_TEXT)
+        v.raise_if_any()
+
+        def decide(unit: UnitOfWork) -> Incident:
+            incident = unit.get(Incident, command.incident_id, context.expected_version)
+            incident.erase_personal_data(occurred_at=occurred_at, reason=command.reason)
+            unit.erased_subjects.append(incident.id)
+            return incident
+
+        return await self._write(command, context, decide)
+
     async def get(self, incident_id: UUID) -> tuple[Incident, list[RecordedEvent]]:
-        """Return an incident and its history."""
-        return await self._read(Incident, incident_id)
+        """Return an incident and its history, personal data revealed (or marked erased)."""
+        incident, history = await self._read(Incident, incident_id)
+        personal_data = self._deps.personal_data
+
+        def reveal() -> list[RecordedEvent]:
+            personal_data.reveal_incident(incident)
+            return personal_data.reveal_events(history)
+
+        try:
+            revealed = await asyncio.get_running_loop().run_in_executor(self._deps.reads, reveal)
+        except BackendUnavailableError as err:
+            msg = f"event store unavailable: {err}"
+            raise StoreUnavailableError(msg) from err
+        return incident, revealed
 
     def _check_place(
         self, v: Violations, prefix: str, address: str, location: GeoPoint | None
@@ -250,6 +289,12 @@ class Incidents(ApplicationService):
         for index, source in enumerate(sources):
             v.required(source.name, f"sources[{index}].name")
             v.text(source.reference, f"sources[{index}].reference", MAX_LONG_TEXT)
+            for name, value in (("name", source.name), ("reference", source.reference)):
+                v.check(
+                    not is_sealed(value),
+                    f"sources[{index}].{name}",
+                    "must not start with 'pd1:', the registry's prefix for sealed personal data",
+                )
 
 
 def _aware(value: datetime) -> bool:

@@ -16,6 +16,7 @@ from service.app.head_watcher import HeadWatcher
 from service.app.importing import EventImport
 from service.app.incidents import Incidents
 from service.app.loading import AggregateLoader
+from service.app.personal_data import PersonalData
 from service.app.police_commands import PoliceCommands
 from service.app.shooting_batches import ShootingBatches
 from service.app.waves import Waves
@@ -78,6 +79,7 @@ class Registry:
         self.writer = GroupCommitWriter(backend, mapper, max_batch=max_batch)
         self.loader = AggregateLoader(backend, mapper)
         self._reads = ThreadPoolExecutor(max_workers=read_threads, thread_name_prefix="reads")
+        self.personal_data = PersonalData(backend, cipher)
         deps = ServiceDeps(
             writer=self.writer,
             loader=self.loader,
@@ -85,6 +87,7 @@ class Registry:
             clock=clock,
             reads=self._reads,
             backend=backend,
+            personal_data=self.personal_data,
         )
         self.incidents = Incidents(deps)
         self.shooting_batches = ShootingBatches(deps, self.incidents)
@@ -94,7 +97,13 @@ class Registry:
         self.waves = Waves(deps, wave_rule)
         self.watcher = HeadWatcher(backend, self._reads, poll_interval=poll_interval)
         self.event_log = EventLog(
-            backend, mapper, catalog, self._reads, self.watcher, settings=follow
+            backend,
+            mapper,
+            catalog,
+            self._reads,
+            self.watcher,
+            settings=follow,
+            personal_data=self.personal_data,
         )
         self.exports = LogExport(backend, mapper, self._reads)
         self.imports = EventImport(backend, mapper, catalog, self._reads)

@@ -29,6 +29,10 @@ class UnitOfWork:
         self._shared = shared
         self._touched: dict[UUID, RegistryAggregate] = {}
         self._tags_before: dict[UUID, frozenset[str]] = {}
+        self.subject_keys: dict[UUID, bytes] = {}
+        """New data subjects' keys (stored form), inserted with this command's events."""
+        self.erased_subjects: list[UUID] = []
+        """Data subjects whose keys are deleted with this command's events."""
 
     def find(self, cls: type[A], aggregate_id: UUID) -> A | None:
         """Return the aggregate, or None when it does not exist."""

@@ -257,6 +257,8 @@ class GroupCommitWriter:
             version=primary.version,
             events=stored,
             tags=[sorted(tags) for _, tags in collected],
+            subject_keys=dict(unit.subject_keys),
+            erased_subjects=tuple(unit.erased_subjects),
         )
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import event
+from eventsourcing.domain import CanInitAggregate, event
 
 from service.domain.base import RegistryAggregate
 from service.domain.errors import FieldViolation, InvalidArgumentError, RuleViolatedError
@@ -104,6 +104,17 @@ class Incident(RegistryAggregate):
         self.external_reference = external_reference
         self.attributions: dict[UUID, Attribution] = {}
         self.links: dict[UUID, IncidentLink] = {}
+        self.personal_data_erased = False
+
+    @classmethod
+    def report(cls, incident_id: UUID, **fields: Any) -> Incident:
+        """Record a shooting under a chosen id: `fields` are those of `__init__`.
+
+        The application chooses the id so that the incident's personal data can be sealed
+        with a key of that incident before the incident exists.
+        """
+        created: type[CanInitAggregate[Any]] = vars(cls)["ShootingReported"]
+        return cls._create(created, id=incident_id, **fields)
 
     def tags(self) -> frozenset[str]:
         """The incident's municipality and the gangs it is currently attributed to."""
@@ -203,3 +214,18 @@ class Incident(RegistryAggregate):
             msg = f"incident {self.id} is already linked to {related_incident_id}"
             raise RuleViolatedError("link_is_new", f"incident/{self.id}", msg)
         self.links[related_incident_id] = IncidentLink(related_incident_id, kind, note)
+
+    def erase_personal_data(self, *, occurred_at: datetime, reason: str) -> None:
+        """Record that the personal data about participants (the names and references of
+        witness sources) was erased; the application destroys their key with this event.
+
+        Erasure is final: erasing again is a broken rule (`personal_data_not_erased`).
+        """
+        if getattr(self, "personal_data_erased", False):
+            msg = f"the personal data of incident {self.id} was already erased"
+            raise RuleViolatedError("personal_data_not_erased", f"incident/{self.id}", msg)
+        self._erase_personal_data(occurred_at=occurred_at, reason=reason)
+
+    @event("PersonalDataErased")
+    def _erase_personal_data(self, *, occurred_at: datetime, reason: str) -> None:
+        self.personal_data_erased = True

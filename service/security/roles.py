@@ -47,6 +47,9 @@ RPC_ROLES: dict[str, frozenset[str]] = {
     _INCIDENTS + "RetractAttribution": frozenset({INVESTIGATOR}),
     _INCIDENTS + "LinkIncidents": frozenset({INVESTIGATOR}),
     _INCIDENTS + "GetIncident": frozenset({REPORTER, INVESTIGATOR, COMMANDER, ANALYST}),
+    # Erasing personal data destroys it for good (and on a data subject's request, which a
+    # data protection officer decides): admins only.
+    _INCIDENTS + "ErasePersonalData": frozenset(),
     # Gangs.
     _GANGS + "RegisterGang": frozenset({INVESTIGATOR}),
     _GANGS + "AddGangAlias": frozenset({INVESTIGATOR}),
@@ -92,8 +95,9 @@ RPC_ROLES: dict[str, frozenset[str]] = {
 SEES_ACTORS = frozenset({REPORTER, INVESTIGATOR, COMMANDER, OPERATOR, ADMIN})
 """Roles that see who recorded each event (`metadata.actor`) in the histories of Get* RPCs.
 
-An analyst-only caller gets those histories with the actor blanked: the registry's only
-personal data are the names of the people who record events.
+An analyst-only caller gets those histories with the actor blanked: the names of the people
+who record events are personal data (witnesses' names are sealed and erasable instead, see
+service/app/personal_data.py).
 """
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
@@ -28,6 +28,8 @@ class PendingWrite:
     """The stored events of one accepted request, to be appended atomically with its record.
 
     `tags` holds, for each event, the tags (e.g. "municipality:21001") it can be filtered by.
+    `subject_keys` are new data subjects' keys (stored form, see service/store/field_cipher.py)
+    to insert, and `erased_subjects` the subjects whose keys to delete, in the same transaction.
     """
 
     request_id: str
@@ -36,6 +38,8 @@ class PendingWrite:
     version: int
     events: Sequence[StoredEvent]
     tags: Sequence[Sequence[str]]
+    subject_keys: Mapping[UUID, bytes] = field(default_factory=dict)
+    erased_subjects: Sequence[UUID] = ()
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ class SchemaNotReadyError(Exception):
     """Raised at start when the store's tables are missing and creating them is not allowed."""
 
 
-REGISTRY_TABLES = ("stored_events", "accepted_requests", "event_tags")
+REGISTRY_TABLES = ("stored_events", "accepted_requests", "event_tags", "subject_keys")
 """The event store's tables, on every backend."""
 
 
@@ -148,6 +152,10 @@ class EventStoreBackend(ABC):
         `before` (default: up to the head), newest first. An event matches when its topic is
         one of `topics` (if any) and it carries one of `tags` (if any).
         """
+
+    @abstractmethod
+    def read_subject_keys(self, subject_ids: Sequence[UUID]) -> dict[UUID, bytes]:
+        """Return the stored keys of the given data subjects that still have one."""
 
     @abstractmethod
     def head(self) -> int:

@@ -45,6 +45,7 @@ from service.store.notify import CommitNotifier
 
 EVENTS_TABLE = "stored_events"
 REQUESTS_TABLE = "accepted_requests"
+SUBJECT_KEYS_TABLE = "subject_keys"
 TAGS_TABLE = "event_tags"
 SCHEMA_LOCK = 7_260_417_395
 """Advisory lock key held while creating the registry's tables (any fixed 64-bit number)."""
@@ -103,6 +104,11 @@ class RegistryPostgresRecorder(PostgresApplicationRecorder):
                 SQL("CREATE INDEX IF NOT EXISTS {0} ON {1}.{2} (position)").format(
                     Identifier(f"{TAGS_TABLE}_by_position"), schema, Identifier(TAGS_TABLE)
                 ),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0}.{1} ("
+                    "subject_id uuid PRIMARY KEY, "
+                    "key bytea NOT NULL)"
+                ).format(schema, Identifier(SUBJECT_KEYS_TABLE)),
             ]
         )
 
@@ -237,6 +243,8 @@ class PostgresEventStore(EventStoreBackend):
                 [e.originator_id for e in last_events],
                 [e.originator_version for e in last_events],
             ],
+            subject_keys=[item for write in writes for item in write.subject_keys.items()],
+            erased_subjects=[subject for write in writes for subject in write.erased_subjects],
         )
         return [issued[(e.originator_id, e.originator_version)] for e in last_events]
 
@@ -261,6 +269,8 @@ class PostgresEventStore(EventStoreBackend):
         requests: Composable | None = None,
         request_params: Sequence[Sequence[Any]] = (),
         before_commit: Callable[[], None] | None = None,
+        subject_keys: Sequence[tuple[UUID, bytes]] = (),
+        erased_subjects: Sequence[UUID] = (),
     ) -> dict[tuple[UUID | str, int], int]:
         """Insert events, their tags and (optionally) request records in one statement.
 
@@ -308,6 +318,20 @@ class PostgresEventStore(EventStoreBackend):
                     (row["originator_id"], row["originator_version"]): row["notification_id"]
                     for row in cursor.fetchall()
                 }
+                if subject_keys:
+                    cursor.executemany(
+                        SQL("INSERT INTO {0} VALUES (%s, %s)").format(
+                            self._name(SUBJECT_KEYS_TABLE)
+                        ),
+                        list(subject_keys),
+                    )
+                if erased_subjects:
+                    cursor.execute(
+                        SQL("DELETE FROM {0} WHERE subject_id = ANY(%s::uuid[])").format(
+                            self._name(SUBJECT_KEYS_TABLE)
+                        ),
+                        [list(erased_subjects)],
+                    )
                 if before_commit is not None:
                     before_commit()
             except BaseException:
@@ -452,6 +476,19 @@ class PostgresEventStore(EventStoreBackend):
             cursor.execute(statement, params)
             rows = cursor.fetchall()
         return LogPage([_notification(r) for r in rows], head)
+
+    def read_subject_keys(self, subject_ids: Sequence[UUID]) -> dict[UUID, bytes]:
+        """Look up the subjects' stored keys."""
+        if not subject_ids:
+            return {}
+        with self._session() as cursor:
+            cursor.execute(
+                SQL("SELECT subject_id, key FROM {0} WHERE subject_id = ANY(%s::uuid[])").format(
+                    self._name(SUBJECT_KEYS_TABLE)
+                ),
+                [sorted(set(subject_ids))],
+            )
+            return {row["subject_id"]: bytes(row["key"]) for row in cursor.fetchall()}
 
     def head(self) -> int:
         """Return the last position in the log."""

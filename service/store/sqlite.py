@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import structlog
 from eventsourcing.persistence import (
     ApplicationRecorder,
     IntegrityError,
@@ -38,9 +39,12 @@ from service.store.base import (
 from service.store.notify import CommitNotifier
 from service.store.sqlite_subscription import DEFAULT_POLL_INTERVAL, SQLiteSubscription
 
+log = structlog.get_logger(__name__)
+
 EVENTS_TABLE = "stored_events"
 REQUESTS_TABLE = "accepted_requests"
 TAGS_TABLE = "event_tags"
+SUBJECT_KEYS_TABLE = "subject_keys"
 
 
 class _DurableConnectionPool(SQLiteConnectionPool):
@@ -54,6 +58,8 @@ class _DurableConnectionPool(SQLiteConnectionPool):
         connection = super()._create_connection()
         raw = connection._sqlite_conn  # noqa: SLF001 - the library keeps it private
         raw.execute(f"PRAGMA synchronous={self.synchronous}")
+        # A deleted subject key is overwritten with zeros, not left in a free page.
+        raw.execute("PRAGMA secure_delete=ON")
         return connection
 
 
@@ -104,6 +110,9 @@ class RegistrySQLiteRecorder(SQLiteApplicationRecorder):
             "PRIMARY KEY (tag, position)) WITHOUT ROWID",
             # Exports read the tags of a range of positions.
             f"CREATE INDEX IF NOT EXISTS {TAGS_TABLE}_by_position ON {TAGS_TABLE} (position)",
+            f"CREATE TABLE IF NOT EXISTS {SUBJECT_KEYS_TABLE} ("
+            "subject_id TEXT PRIMARY KEY, "
+            "key BLOB NOT NULL) WITHOUT ROWID",
         ]
 
     def insert_events(
@@ -189,13 +198,38 @@ class SQLiteEventStore(EventStoreBackend):
                             f"INSERT INTO {TAGS_TABLE} VALUES (?,?)",  # noqa: S608 - constant
                             tag_rows,
                         )
+                    _write_subject_keys(cursor, write)
         except IntegrityError as err:
             raise AppendConflictError(str(err)) from err
         except (OperationalError, sqlite3.OperationalError) as err:
             raise BackendUnavailableError(str(err)) from err
+        if any(write.erased_subjects for write in writes):
+            self._purge_wal()
         if positions:
             self.recorder.notifier.notify(positions[-1])
         return positions
+
+    def _purge_wal(self) -> None:
+        """Checkpoint and truncate the write-ahead log, so that no older copy of a deleted
+        subject key stays in it (best effort: a busy reader may defer it to a later one)."""
+        try:
+            with self.datastore.transaction(commit=False) as cursor:
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except (OperationalError, sqlite3.OperationalError):
+            log.warning("subject_key_wal_checkpoint_deferred")
+
+    def read_subject_keys(self, subject_ids: Sequence[UUID]) -> dict[UUID, bytes]:
+        """Look up the subjects' stored keys, a few hundred per query."""
+        found: dict[UUID, bytes] = {}
+        for chunk in _chunks(sorted({s.hex for s in subject_ids})):
+            marks = ",".join("?" * len(chunk))
+            for subject, key in self._select(
+                f"SELECT subject_id, key FROM {SUBJECT_KEYS_TABLE} "  # noqa: S608 - constant
+                f"WHERE subject_id IN ({marks})",
+                chunk,
+            ):
+                found[UUID(hex=subject)] = bytes(key)
+        return found
 
     def append_events(
         self,
@@ -383,6 +417,20 @@ class SQLiteEventStore(EventStoreBackend):
     def close(self) -> None:
         """Close every pooled connection."""
         self.datastore.close()
+
+
+def _write_subject_keys(cursor: Any, write: PendingWrite) -> None:
+    """Insert the write's new subject keys and delete its erased subjects' keys."""
+    if write.subject_keys:
+        cursor.executemany(
+            f"INSERT INTO {SUBJECT_KEYS_TABLE} VALUES (?,?)",  # noqa: S608 - constant
+            [(subject.hex, key) for subject, key in write.subject_keys.items()],
+        )
+    if write.erased_subjects:
+        cursor.executemany(
+            f"DELETE FROM {SUBJECT_KEYS_TABLE} WHERE subject_id = ?",  # noqa: S608 - constant
+            [(subject.hex,) for subject in write.erased_subjects],
+        )
 
 
 def _text(stream_id: UUID | str) -> str:

@@ -234,7 +234,13 @@ def test_migrate_creates_every_table_and_servers_can_then_start_without_ddl(laun
         assert done.returncode == 0, done.stdout + done.stderr
         assert any(e["event"] == "schema_migrated" for e in log_events(done.stdout))
         tables = tables_in(pg)
-        assert {"stored_events", "accepted_requests", "event_tags", "projection_state"} <= tables
+        assert {
+            "stored_events",
+            "accepted_requests",
+            "event_tags",
+            "subject_keys",
+            "projection_state",
+        } <= tables
         assert {"proj_statistics", "proj_incidents"} <= tables
         # Running it again changes nothing and succeeds.
         assert launcher.run("migrate", **env).returncode == 0

@@ -39,7 +39,7 @@ METADATA = {"actor": "alice", "request_id": "r-1", "correlation_id": "c", "causa
 EVENT_NAMES = {
     Incident: {
         "ShootingReported", "CasualtiesRevised", "IncidentAmended",
-        "AttributedToGang", "AttributionRetracted", "IncidentLinked",
+        "AttributedToGang", "AttributionRetracted", "IncidentLinked", "PersonalDataErased",
     },
     Gang: {"GangRegistered", "GangAliasAdded"},
     UnifiedCommand: {"PoliceCommandUnified", "UnifiedCommandEnded"},
@@ -99,6 +99,7 @@ def full_histories() -> list[tuple[RegistryAggregate, list[Any]]]:
     incident.link(
         occurred_at=T0, related_incident_id=other_incident, kind=LinkKind.RETALIATED_BY, note=""
     )
+    incident.erase_personal_data(occurred_at=T0, reason="data subject request")
     gang = Gang(
         occurred_at=T0, name="Kings", aliases=("K",), territory_municipality_codes=("21001",),
         territory_description="",

@@ -203,6 +203,7 @@ class RegistryClient:
     attribute_to_gang = unary(incidents.attribute_to_gang)
     retract_attribution = unary(incidents.retract_attribution)
     link_incidents = unary(incidents.link_incidents)
+    erase_personal_data = unary(incidents.erase_personal_data)
     get_incident = unary(incidents.get_incident)
 
     # --- GangService -----------------------------------------------------------------------

@@ -83,6 +83,15 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         result = await execute_write(request, context, rq.link_incidents, self._incidents.link)
         return pb.LinkIncidentsResponse(result=result)
 
+    async def ErasePersonalData(  # noqa: N802
+        self, request: pb.ErasePersonalDataRequest, context: Context
+    ) -> pb.ErasePersonalDataResponse:
+        """Erase the personal data recorded on an incident."""
+        result = await execute_write(
+            request, context, rq.erase_personal_data, self._incidents.erase_personal_data
+        )
+        return pb.ErasePersonalDataResponse(result=result)
+
     async def ReportShootings(  # noqa: N802
         self, request: pb.ReportShootingsRequest, context: Context
     ) -> pb.ReportShootingsResponse:

@@ -33,6 +33,7 @@ from incident_registry_client.types.events import (
     MunicipalityCommandAssigned,
     MunicipalityCommandReleased,
     MunicipalityCommandSlotCreated,
+    PersonalDataErased,
     PoliceCommandUnified,
     RecordedEvent,
     ShootingReported,
@@ -104,6 +105,7 @@ PAYLOADS: dict[str, Callable[[Any], EventPayload]] = {
         basis=m.basis,
     ),
     "attribution_retracted": lambda m: AttributionRetracted(uuid(m.gang_id), m.reason),
+    "personal_data_erased": lambda m: PersonalDataErased(m.reason),
     "incident_linked": lambda m: IncidentLinked(
         related_incident_id=uuid(m.related_incident_id),
         kind=LINK_KIND.from_proto(m.kind),

@@ -239,6 +239,37 @@ def retract_attribution(
     )
 
 
+def erase_personal_data(
+    *,
+    incident_id: UUID,
+    reason: str,
+    occurred_at: datetime | None = None,
+    request_id: str | None = None,
+    expected_version: int | None = None,
+    timeout: float | None = None,
+) -> Call[WriteResult]:
+    """Erase the personal data about participants recorded on an incident (its witness
+    sources' names and references), with a reason; admins only.
+
+    The registry destroys the key they were sealed with: from then on they read as
+    "[erased]" (names) and "" (references). Erasing an incident twice is a broken rule.
+    """
+    request = pb.ErasePersonalDataRequest(
+        request_id=new_request_id(request_id),
+        expected_version=expected_version,
+        occurred_at=optional_timestamp(occurred_at),
+        incident_id=id_text(incident_id),
+        reason=reason,
+    )
+    return write_call(
+        _path("ErasePersonalData"),
+        request,
+        pb.ErasePersonalDataResponse,
+        lambda r: conv.write_result(r.result),
+        timeout,
+    )
+
+
 def link_incidents(
     *,
     incident_id: UUID,

@@ -241,6 +241,29 @@ def retract(
         show_written(out, "incident", result)
 
 
+def erase_personal_data(
+    ctx: typer.Context,
+    *,
+    incident_id: Annotated[UUID, typer.Argument(help="The incident.")],
+    reason: Reason,
+    occurred_at: OccurredAt = None,
+    request_id: RequestId = None,
+    expected_version: ExpectedVersion = None,
+) -> None:
+    """Erase the personal data recorded on an incident (witness names and references; admins
+    only): they read as "[erased]" from then on. This cannot be undone."""
+    tz = settings_of(ctx).timezone
+    with session(ctx) as (registry, out):
+        result = registry.erase_personal_data(
+            incident_id=incident_id,
+            reason=reason,
+            occurred_at=parsing.optional_when(occurred_at, tz),
+            request_id=request_id,
+            expected_version=expected_version,
+        )
+        show_written(out, "incident", result)
+
+
 def link(
     ctx: typer.Context,
     *,
@@ -323,6 +346,7 @@ def register(app: typer.Typer) -> None:
         ("attribute", attribute),
         ("retract", retract),
         ("link", link),
+        ("erase-personal-data", erase_personal_data),
         ("register-gang", register_gang),
         ("add-alias", add_alias),
     ]

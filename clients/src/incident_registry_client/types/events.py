@@ -78,6 +78,14 @@ class AttributionRetracted:
 
 
 @dataclass(frozen=True)
+class PersonalDataErased:
+    """The erasure of an incident's personal data (its witness sources' names and
+    references); who erased it is the event's `metadata.actor`."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class IncidentLinked:
     """A relation to another incident."""
 
@@ -212,6 +220,7 @@ EventPayload = (
     | AttributedToGang
     | AttributionRetracted
     | IncidentLinked
+    | PersonalDataErased
     | GangRegistered
     | GangAliasAdded
     | PoliceCommandUnified

@@ -94,6 +94,7 @@ class EventEnvelope(_message.Message):
     ASSET_CASE_OPENED_FIELD_NUMBER: _builtins.int
     MUNICIPALITY_COMMAND_SLOT_CREATED_FIELD_NUMBER: _builtins.int
     WAVE_DETECTED_FIELD_NUMBER: _builtins.int
+    PERSONAL_DATA_ERASED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """event_id identifies the event (derived from its stream and version)."""
     stream_id: _builtins.str
@@ -198,6 +199,10 @@ class EventEnvelope(_message.Message):
     def wave_detected(self) -> Global___WaveDetected:
         """wave_detected payload."""
 
+    @_builtins.property
+    def personal_data_erased(self) -> Global___PersonalDataErased:
+        """personal_data_erased payload."""
+
     def __init__(
         self,
         *,
@@ -231,12 +236,13 @@ class EventEnvelope(_message.Message):
         asset_case_opened: Global___AssetCaseOpened | None = ...,
         municipality_command_slot_created: Global___MunicipalityCommandSlotCreated | None = ...,
         wave_detected: Global___WaveDetected | None = ...,
+        personal_data_erased: Global___PersonalDataErased | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["asset_case_opened", b"asset_case_opened", "assets_confiscated", b"assets_confiscated", "assets_reinvested", b"assets_reinvested", "assets_released", b"assets_released", "assets_seized", b"assets_seized", "attributed_to_gang", b"attributed_to_gang", "attribution_retracted", b"attribution_retracted", "casualties_revised", b"casualties_revised", "gang_alias_added", b"gang_alias_added", "gang_registered", b"gang_registered", "incident_amended", b"incident_amended", "incident_linked", b"incident_linked", "metadata", b"metadata", "municipality_command_assigned", b"municipality_command_assigned", "municipality_command_released", b"municipality_command_released", "municipality_command_slot_created", b"municipality_command_slot_created", "occurred_at", b"occurred_at", "payload", b"payload", "police_command_unified", b"police_command_unified", "recorded_at", b"recorded_at", "shooting_reported", b"shooting_reported", "unified_command_ended", b"unified_command_ended", "wave_detected", b"wave_detected"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["asset_case_opened", b"asset_case_opened", "assets_confiscated", b"assets_confiscated", "assets_reinvested", b"assets_reinvested", "assets_released", b"assets_released", "assets_seized", b"assets_seized", "attributed_to_gang", b"attributed_to_gang", "attribution_retracted", b"attribution_retracted", "casualties_revised", b"casualties_revised", "gang_alias_added", b"gang_alias_added", "gang_registered", b"gang_registered", "incident_amended", b"incident_amended", "incident_linked", b"incident_linked", "metadata", b"metadata", "municipality_command_assigned", b"municipality_command_assigned", "municipality_command_released", b"municipality_command_released", "municipality_command_slot_created", b"municipality_command_slot_created", "occurred_at", b"occurred_at", "payload", b"payload", "personal_data_erased", b"personal_data_erased", "police_command_unified", b"police_command_unified", "recorded_at", b"recorded_at", "shooting_reported", b"shooting_reported", "unified_command_ended", b"unified_command_ended", "wave_detected", b"wave_detected"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_case_opened", b"asset_case_opened", "assets_confiscated", b"assets_confiscated", "assets_reinvested", b"assets_reinvested", "assets_released", b"assets_released", "assets_seized", b"assets_seized", "attributed_to_gang", b"attributed_to_gang", "attribution_retracted", b"attribution_retracted", "casualties_revised", b"casualties_revised", "event_id", b"event_id", "event_type", b"event_type", "gang_alias_added", b"gang_alias_added", "gang_registered", b"gang_registered", "incident_amended", b"incident_amended", "incident_linked", b"incident_linked", "metadata", b"metadata", "municipality_command_assigned", b"municipality_command_assigned", "municipality_command_released", b"municipality_command_released", "municipality_command_slot_created", b"municipality_command_slot_created", "occurred_at", b"occurred_at", "payload", b"payload", "payload_json", b"payload_json", "police_command_unified", b"police_command_unified", "position", b"position", "recorded_at", b"recorded_at", "schema_version", b"schema_version", "shooting_reported", b"shooting_reported", "stream_id", b"stream_id", "stream_type", b"stream_type", "stream_version", b"stream_version", "unified_command_ended", b"unified_command_ended", "wave_detected", b"wave_detected"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_case_opened", b"asset_case_opened", "assets_confiscated", b"assets_confiscated", "assets_reinvested", b"assets_reinvested", "assets_released", b"assets_released", "assets_seized", b"assets_seized", "attributed_to_gang", b"attributed_to_gang", "attribution_retracted", b"attribution_retracted", "casualties_revised", b"casualties_revised", "event_id", b"event_id", "event_type", b"event_type", "gang_alias_added", b"gang_alias_added", "gang_registered", b"gang_registered", "incident_amended", b"incident_amended", "incident_linked", b"incident_linked", "metadata", b"metadata", "municipality_command_assigned", b"municipality_command_assigned", "municipality_command_released", b"municipality_command_released", "municipality_command_slot_created", b"municipality_command_slot_created", "occurred_at", b"occurred_at", "payload", b"payload", "payload_json", b"payload_json", "personal_data_erased", b"personal_data_erased", "police_command_unified", b"police_command_unified", "position", b"position", "recorded_at", b"recorded_at", "schema_version", b"schema_version", "shooting_reported", b"shooting_reported", "stream_id", b"stream_id", "stream_type", b"stream_type", "stream_version", b"stream_version", "unified_command_ended", b"unified_command_ended", "wave_detected", b"wave_detected"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["shooting_reported", "casualties_revised", "incident_amended", "attributed_to_gang", "attribution_retracted", "incident_linked", "gang_registered", "gang_alias_added", "police_command_unified", "unified_command_ended", "municipality_command_assigned", "municipality_command_released", "assets_seized", "assets_confiscated", "assets_reinvested", "assets_released", "asset_case_opened", "municipality_command_slot_created", "wave_detected"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["shooting_reported", "casualties_revised", "incident_amended", "attributed_to_gang", "attribution_retracted", "incident_linked", "gang_registered", "gang_alias_added", "police_command_unified", "unified_command_ended", "municipality_command_assigned", "municipality_command_released", "assets_seized", "assets_confiscated", "assets_reinvested", "assets_released", "asset_case_opened", "municipality_command_slot_created", "wave_detected", "personal_data_erased"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -461,6 +467,30 @@ class AttributionRetracted(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AttributionRetracted: _TypeAlias = AttributionRetracted  # noqa: Y015
+
+@_typing.final
+class PersonalDataErased(_message.Message):
+    """PersonalDataErased records that the personal data about participants recorded on an
+    incident (its witness sources' names and references) was erased: their key was destroyed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """reason for the erasure."""
+    def __init__(
+        self,
+        *,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersonalDataErased: _TypeAlias = PersonalDataErased  # noqa: Y015
 
 @_typing.final
 class IncidentLinked(_message.Message):

@@ -619,3 +619,69 @@ class ReportShootingsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportShootingsResponse: _TypeAlias = ReportShootingsResponse  # noqa: Y015
+
+@_typing.final
+class ErasePersonalDataRequest(_message.Message):
+    """ErasePersonalDataRequest asks for the personal data recorded on an incident to be erased."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    INCIDENT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """request_id is the client's idempotency key."""
+    expected_version: _builtins.int
+    """expected_version, when set, must equal the incident's current version."""
+    incident_id: _builtins.str
+    """incident_id of the incident."""
+    reason: _builtins.str
+    """reason for the erasure, e.g. the reference of the data subject's request (required)."""
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """occurred_at is when the erasure was decided; defaults to now."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        expected_version: _builtins.int | None = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        incident_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version", "occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version", "incident_id", b"incident_id", "occurred_at", b"occurred_at", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
+    _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_version) -> _WhichOneofReturnType__expected_version | None: ...
+
+Global___ErasePersonalDataRequest: _TypeAlias = ErasePersonalDataRequest  # noqa: Y015
+
+@_typing.final
+class ErasePersonalDataResponse(_message.Message):
+    """ErasePersonalDataResponse reports where the erasure was recorded."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> _common_pb2.WriteResult:
+        """result of the write."""
+
+    def __init__(
+        self,
+        *,
+        result: _common_pb2.WriteResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ErasePersonalDataResponse: _TypeAlias = ErasePersonalDataResponse  # noqa: Y015

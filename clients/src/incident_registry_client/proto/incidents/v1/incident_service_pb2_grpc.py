@@ -76,6 +76,11 @@ class IncidentServiceStub:
                 request_serializer=incidents_dot_v1_dot_incident__service__pb2.ReportShootingsRequest.SerializeToString,
                 response_deserializer=incidents_dot_v1_dot_incident__service__pb2.ReportShootingsResponse.FromString,
                 _registered_method=True)
+        self.ErasePersonalData = channel.unary_unary(
+                '/incidents.v1.IncidentService/ErasePersonalData',
+                request_serializer=incidents_dot_v1_dot_incident__service__pb2.ErasePersonalDataRequest.SerializeToString,
+                response_deserializer=incidents_dot_v1_dot_incident__service__pb2.ErasePersonalDataResponse.FromString,
+                _registered_method=True)
 
 
 class IncidentServiceServicer:
@@ -138,6 +143,14 @@ class IncidentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ErasePersonalData(self, request, context):
+        """ErasePersonalData erases the personal data about participants recorded on an incident (the
+        names and references of its witness sources) by destroying their key, and records why.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IncidentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -180,6 +193,11 @@ def add_IncidentServiceServicer_to_server(servicer, server):
                     servicer.ReportShootings,
                     request_deserializer=incidents_dot_v1_dot_incident__service__pb2.ReportShootingsRequest.FromString,
                     response_serializer=incidents_dot_v1_dot_incident__service__pb2.ReportShootingsResponse.SerializeToString,
+            ),
+            'ErasePersonalData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ErasePersonalData,
+                    request_deserializer=incidents_dot_v1_dot_incident__service__pb2.ErasePersonalDataRequest.FromString,
+                    response_serializer=incidents_dot_v1_dot_incident__service__pb2.ErasePersonalDataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -399,6 +417,33 @@ class IncidentService:
             '/incidents.v1.IncidentService/ReportShootings',
             incidents_dot_v1_dot_incident__service__pb2.ReportShootingsRequest.SerializeToString,
             incidents_dot_v1_dot_incident__service__pb2.ReportShootingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ErasePersonalData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/incidents.v1.IncidentService/ErasePersonalData',
+            incidents_dot_v1_dot_incident__service__pb2.ErasePersonalDataRequest.SerializeToString,
+            incidents_dot_v1_dot_incident__service__pb2.ErasePersonalDataResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,6 +50,10 @@ class IncidentServiceStub:
     """GetIncident returns an incident's current state and its full event history."""
     ReportShootings: _grpc.UnaryUnaryMultiCallable[_incident_service_pb2.ReportShootingsRequest, _incident_service_pb2.ReportShootingsResponse]
     """ReportShootings records up to 1000 shootings at once: all of them, or none if one is invalid."""
+    ErasePersonalData: _grpc.UnaryUnaryMultiCallable[_incident_service_pb2.ErasePersonalDataRequest, _incident_service_pb2.ErasePersonalDataResponse]
+    """ErasePersonalData erases the personal data about participants recorded on an incident (the
+    names and references of its witness sources) by destroying their key, and records why.
+    """
 
 @_typing.type_check_only
 class IncidentServiceAsyncStub(IncidentServiceStub):
@@ -72,6 +76,10 @@ class IncidentServiceAsyncStub(IncidentServiceStub):
     """GetIncident returns an incident's current state and its full event history."""
     ReportShootings: _aio.UnaryUnaryMultiCallable[_incident_service_pb2.ReportShootingsRequest, _incident_service_pb2.ReportShootingsResponse]  # type: ignore[assignment]
     """ReportShootings records up to 1000 shootings at once: all of them, or none if one is invalid."""
+    ErasePersonalData: _aio.UnaryUnaryMultiCallable[_incident_service_pb2.ErasePersonalDataRequest, _incident_service_pb2.ErasePersonalDataResponse]  # type: ignore[assignment]
+    """ErasePersonalData erases the personal data about participants recorded on an incident (the
+    names and references of its witness sources) by destroying their key, and records why.
+    """
 
 class IncidentServiceServicer(metaclass=_abc_1.ABCMeta):
     """IncidentService records shootings and what is learned about them later."""
@@ -139,5 +147,15 @@ class IncidentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_incident_service_pb2.ReportShootingsResponse, _abc.Awaitable[_incident_service_pb2.ReportShootingsResponse]]:
         """ReportShootings records up to 1000 shootings at once: all of them, or none if one is invalid."""
+
+    @_abc_1.abstractmethod
+    def ErasePersonalData(
+        self,
+        request: _incident_service_pb2.ErasePersonalDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_incident_service_pb2.ErasePersonalDataResponse, _abc.Awaitable[_incident_service_pb2.ErasePersonalDataResponse]]:
+        """ErasePersonalData erases the personal data about participants recorded on an incident (the
+        names and references of its witness sources) by destroying their key, and records why.
+        """
 
 def add_IncidentServiceServicer_to_server(servicer: IncidentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
