@@ -22,7 +22,8 @@ from eventsourcing.persistence import StoredEvent
 from psycopg.rows import DictRow
 
 from service.store.base import EventStoreBackend
-from service.store.postgres import EVENTS_TABLE, PostgresEventStore, RegistryPostgresRecorder
+from service.store.postgres import PostgresEventStore
+from service.store.postgres_recorder import EVENTS_TABLE, RegistryPostgresRecorder
 from tests.support.stores import BOTH_STORES
 
 POSTGRES_ONLY = pytest.mark.parametrize("backend_factory", ["postgres"], indirect=True)
