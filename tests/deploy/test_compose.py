@@ -24,6 +24,7 @@ from tests.deploy.files import (
 
 SERVERS = ("server-1", "server-2")
 REGISTRY_SERVICES = ("migrate", *SERVERS, "worker")
+MONITORING = ("prometheus", "grafana")
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +52,11 @@ def test_compose_file_is_valid_against_the_compose_specification():
 
 
 def test_the_services(services):
-    assert set(services) == {"postgres", *REGISTRY_SERVICES, "prometheus"}
+    assert set(services) == {"postgres", *REGISTRY_SERVICES, *MONITORING}
     assert services["postgres"]["image"] == "postgres:16"
-    assert services["prometheus"]["profiles"] == ["monitoring"]
-    for name in set(services) - {"prometheus"}:
+    for name in MONITORING:
+        assert services[name]["profiles"] == ["monitoring"], name
+    for name in set(services) - set(MONITORING):
         assert "profiles" not in services[name], name
 
 
