@@ -21,6 +21,7 @@ from incident_registry_client.proto.incidents.v1 import (
 from projections.runtime import Projections
 from service.api.handlers import add_service
 from service.api.read_services import add_read_model_services
+from service.api.readiness import StoreReadiness
 from service.api.servicers.asset_cases import AssetRecoveryServicer
 from service.api.servicers.event_log import EventLogServicer
 from service.api.servicers.gangs import GangServicer
@@ -70,6 +71,7 @@ class RunningServer:
     registry: Registry
     projections: Projections | None = None
     metrics: ServerMetrics | None = None
+    readiness: StoreReadiness | None = None
 
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING, let in-flight calls finish within `grace` seconds, then stop.
@@ -77,6 +79,8 @@ class RunningServer:
         Subscriptions and watches never finish by themselves: they are ended at once with
         UNAVAILABLE, so that their clients resume elsewhere instead of holding the shutdown up.
         """
+        if self.readiness is not None:
+            await self.readiness.stop()
         await self.health.enter_graceful_shutdown()
         self.registry.event_log.stop_following()
         if self.projections is not None:
@@ -167,6 +171,9 @@ async def start_server(
         projections.start()
     for name in ("", LIVENESS, READINESS, *services):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    # Readiness (not liveness) follows the event store from now on.
+    readiness = StoreReadiness(health_servicer, registry.event_log.head, ("", READINESS))
+    readiness.start()
     return RunningServer(
         server=server,
         port=port,
@@ -174,6 +181,7 @@ async def start_server(
         registry=registry,
         projections=projections,
         metrics=metrics,
+        readiness=readiness,
     )
 
 
