@@ -1,6 +1,6 @@
 """Readiness that follows the event store: NOT_SERVING while the store cannot be read.
 
-`StoreReadiness` asks the store for its head every `interval` seconds (on the registry's
+`StoreReadiness` asks the store for its head position every `interval` seconds (on the registry's
 read threads, bounded by `timeout`) and sets the health status of the readiness names to
 SERVING or NOT_SERVING accordingly. Liveness is left alone: a process whose database went
 away is still alive, and serves again by itself once the database is back. Transitions are

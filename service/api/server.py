@@ -172,7 +172,7 @@ async def start_server(
     for name in ("", LIVENESS, READINESS, *services):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     # Readiness (not liveness) follows the event store from now on.
-    readiness = StoreReadiness(health_servicer, registry.event_log.head, ("", READINESS))
+    readiness = StoreReadiness(health_servicer, registry.event_log.position, ("", READINESS))
     readiness.start()
     return RunningServer(
         server=server,

@@ -198,6 +198,10 @@ class EventLog:
             v.check(False, field, f"gang id must be a UUID, not {value[:64]!r}")
             return set()
 
+    async def position(self) -> int:
+        """Return the last position alone: one small query, nothing read or decoded."""
+        return await self._run(self._backend.head)
+
     async def head(self) -> tuple[int, datetime | None]:
         """Return the last position and when it was recorded."""
         last = await self._run(self._backend.last_notification)
@@ -258,9 +262,9 @@ class EventLog:
         """Yield matching events after `after` (None: from the end), then live ones."""
         settings = self._settings
         if after is None:
-            after = await self._run(self._backend.head)
+            after = await self.position()
         else:
-            head = await self._run(self._backend.head)
+            head = await self.position()
             if after > head:
                 msg = f"is beyond the head of the log ({head})"
                 raise OutOfRangeError("after_position", msg)
