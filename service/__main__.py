@@ -29,6 +29,7 @@ from service.store.cipher import EncryptionKeyError, cipher_for, encryption_desc
 from service.store.postgres import PostgresEventStore
 from service.store.sqlite import SQLiteEventStore
 from service.supervisor import Supervisor
+from service.tracing import Tracing, tracing_for
 
 log = structlog.get_logger("service")
 
@@ -46,6 +47,7 @@ async def serve(settings: Settings, security: ServerSecurity | None = None) -> N
     """Open the store, serve until SIGTERM or SIGINT, then drain and close cleanly.
 
     `security` (default: built from `settings.security`) is the server's TLS and call guard.
+    With INCIDENTS_TRACING on, calls are traced and the spans flushed when the server stops.
     """
     exposure = check_exposure(settings.listen_address, settings.security)
     if security is None:
@@ -61,7 +63,9 @@ async def serve(settings: Settings, security: ServerSecurity | None = None) -> N
         wave_rule=settings.wave_rule,
         cipher=cipher_for(settings.encryption),
     )
+    tracing: Tracing | None = None
     try:
+        tracing = tracing_for(settings.tracing)
         projections = build_projections(
             registry,
             store_for(backend, settings.sqlite_projections_path, migrate=settings.migrate_on_start),
@@ -77,9 +81,12 @@ async def serve(settings: Settings, security: ServerSecurity | None = None) -> N
             metrics=server_metrics(settings),
             security=security,
             limits=settings.limits,
+            tracing=tracing,
         )
     except BaseException:
         registry.close()
+        if tracing is not None:
+            tracing.shutdown()
         raise
     log.info(
         "server_started",
@@ -94,6 +101,7 @@ async def serve(settings: Settings, security: ServerSecurity | None = None) -> N
         **settings.limits.describe(),
         process_index=settings.process_index,
         projections_applied=settings.projections_in_process,
+        tracing=settings.tracing,
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

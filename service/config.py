@@ -19,6 +19,9 @@ MAX_WAVE_WINDOW_HOURS = 366 * 24
 MAX_PROCESSES = 64
 """The most server processes one `incident-registry-server` may run on its port."""
 
+TRACING_MODES = ("none", "otlp", "console")
+"""INCIDENTS_TRACING: off, spans exported over OTLP/gRPC, or spans printed (`service.tracing`)."""
+
 
 class ConfigError(ValueError):
     """Raised when an environment variable has an invalid value."""
@@ -48,6 +51,8 @@ class Settings:
     migrate_on_start: bool = True
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
+    tracing: str = "none"
+    """OpenTelemetry tracing of gRPC calls, one of TRACING_MODES (INCIDENTS_TRACING)."""
     postgres: PostgresSettings = field(default_factory=PostgresSettings)
     wave_rule: WaveRule = field(default_factory=WaveRule)
     encryption: Keyring | None = None
@@ -70,6 +75,10 @@ class Settings:
         synchronous = env.get("INCIDENTS_SQLITE_SYNCHRONOUS", defaults.sqlite_synchronous).upper()
         if synchronous not in {"FULL", "NORMAL", "EXTRA"}:
             msg = f"INCIDENTS_SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA, not {synchronous!r}"
+            raise ConfigError(msg)
+        tracing = env.get("INCIDENTS_TRACING", defaults.tracing).strip().lower()
+        if tracing not in TRACING_MODES:
+            msg = f"INCIDENTS_TRACING must be one of {', '.join(TRACING_MODES)}, not {tracing!r}"
             raise ConfigError(msg)
         store = env.get("INCIDENTS_STORE", defaults.store)
         if store not in {"sqlite", "postgres"}:
@@ -141,6 +150,7 @@ class Settings:
             migrate_on_start=_flag(env, "INCIDENTS_MIGRATE_ON_START", defaults.migrate_on_start),
             metrics_host=env.get("INCIDENTS_METRICS_HOST", defaults.metrics_host),
             metrics_port=_whole(env, "INCIDENTS_METRICS_PORT", defaults.metrics_port, 0, 65535),
+            tracing=tracing,
             encryption=_encryption(env),
             security=_security(env),
             limits=_limits(env),

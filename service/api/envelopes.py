@@ -234,6 +234,7 @@ def envelope(
             correlation_id=metadata.get("correlation_id", ""),
             causation_id=metadata.get("causation_id", ""),
             request_id=metadata.get("request_id", ""),
+            trace_id=metadata.get("trace_id", ""),
         ),
     )
     if as_json:

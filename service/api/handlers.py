@@ -10,6 +10,9 @@ authenticated identity replaces the client's x-actor header as the actor of its 
 With a `CallLimiter`, every call is then admitted by the caller's limits (calls in flight,
 streams open, calls per second) before its request is parsed; with a call bound, a unary call
 that runs longer is ended with DEADLINE_EXCEEDED (`service.security.limits`).
+Every log line of a call carries its method, request id and effective correlation id, and a
+trace id: its server span's when tracing is on (`service.tracing`), else the caller's W3C
+traceparent's, if valid.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import grpc
@@ -24,9 +28,10 @@ import structlog
 from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError
+from opentelemetry.trace import Tracer
 
 from service.api.errors import status_for
-from service.api.requests import ACTOR_HEADER
+from service.api.requests import ACTOR_HEADER, correlation_header, set_call_trace_id
 from service.api.servicers.common import headers
 from service.domain.errors import RegistryError
 from service.metrics_grpc import MethodMetrics, RpcMetrics
@@ -39,6 +44,7 @@ from service.security.auth import (
 )
 from service.security.limits import CallLimiter, CallTimedOutError, LimitExceededError, peer_host
 from service.security.roles import allowed_roles
+from service.tracing import TRACEPARENT_HEADER, CallSpan, ServerSpans, traceparent_trace_id
 
 log = structlog.get_logger("service.api")
 
@@ -46,26 +52,38 @@ Context = grpc.aio.ServicerContext[Any, Any]
 Behavior = Callable[[Any, Context], Awaitable[Any]]
 
 
+@dataclass(frozen=True)
+class CallPolicy:
+    """What every call of the services registered with it goes through; all off by default.
+
+    `metrics` count and time every call (see `_wrap`). `guard` authenticates every call and
+    checks its roles against `service.security.roles.RPC_ROLES`. `limiter` admits every
+    call by its caller's limits; `call_bound` is the longest a unary call may run, in seconds
+    (server streams are not bounded). `tracer` starts a SERVER span for every call
+    (`service.tracing.ServerSpans`).
+    """
+
+    metrics: RpcMetrics | None = None
+    guard: CallGuard | None = None
+    limiter: CallLimiter | None = None
+    call_bound: float | None = None
+    tracer: Tracer | None = None
+
+
 def add_service(
     server: grpc.aio.Server,
     servicer: object,
     service: ServiceDescriptor,
-    *,
-    metrics: RpcMetrics | None = None,
-    guard: CallGuard | None = None,
-    limiter: CallLimiter | None = None,
-    call_bound: float | None = None,
+    policy: CallPolicy = CallPolicy(),
 ) -> None:
-    """Register every RPC of `service` on `server`, each wrapped by `_wrap`.
+    """Register every RPC of `service` on `server`, each wrapped by `_wrap` under `policy`.
 
     This does the work usually given to a server interceptor, at registration time: a
     grpc.aio interceptor runs per call and was measured to double the per-call CPU cost of
-    a unary RPC, which the registry's throughput cannot afford. `metrics`, when given,
-    count and time every call of these RPCs (see `_wrap`). `guard`, when given, authenticates
-    every call and checks its roles against `service.security.roles.RPC_ROLES`. `limiter`,
-    when given, admits every call by its caller's limits; `call_bound`, when given, is the
-    longest a unary call may run, in seconds (server streams are not bounded).
+    a unary RPC, which the registry's throughput cannot afford.
     """
+    metrics, guard, tracer = policy.metrics, policy.guard, policy.tracer
+    call_bound = policy.call_bound
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
         if method.client_streaming:
@@ -91,8 +109,9 @@ def add_service(
                 None if metrics is None else metrics.method(full_name),
                 guard=guard,
                 allowed=allowed_roles(full_name) if guard is not None else frozenset(),
-                limiter=limiter,
+                limiter=policy.limiter,
                 stream=method.server_streaming,
+                spans=None if tracer is None else ServerSpans(tracer, full_name),
             ),
             request_deserializer=None,
             response_serializer=response_class.SerializeToString,
@@ -103,7 +122,7 @@ def add_service(
     server.add_registered_method_handlers(service.full_name, handlers)
 
 
-def _wrap(
+def _wrap(  # noqa: PLR0915 - the per-call wrapper is kept in one frame (see below)
     method: str,
     behavior: Behavior,
     deserialize: Callable[[bytes], Any] | None,
@@ -113,6 +132,7 @@ def _wrap(
     allowed: frozenset[str] = frozenset(),
     limiter: CallLimiter | None = None,
     stream: bool = False,
+    spans: ServerSpans | None = None,
 ) -> Behavior:
     """`behavior` with its request parsed, its errors mapped, and its end logged (and counted).
 
@@ -135,9 +155,20 @@ def _wrap(
     parsed, as a server stream when `stream`; the caller is the authenticated identity's
     name, or the client's host when there is no guard. It is released when the call ends.
     Without one, a call costs two `is None` tests more.
+
+    With `spans` (tracing on), each call has a SERVER span continuing the caller's W3C trace
+    context (traceparent and tracestate headers) and ending with its status code (ERROR
+    unless OK); the span's trace and span ids are bound to the call's log lines, and the
+    trace id goes into the metadata of the events it records. Without them, a call costs one
+    `is None` test and a traceparent header lookup more: the trace id of a valid traceparent
+    header is bound to its log lines, and its events record none.
+
+    The correlation id logged is the one its events record: the x-correlation-id header, or
+    the request id when the header is absent.
     """
 
-    async def wrapper(raw: bytes, context: Context) -> Any:
+    # One flat frame per call: each option costs an `is None` test, not a function call.
+    async def wrapper(raw: bytes, context: Context) -> Any:  # noqa: PLR0912, PLR0915
         started = time.perf_counter()
         meta = headers(context)
         if metrics is not None:
@@ -145,10 +176,13 @@ def _wrap(
         code = grpc.StatusCode.OK
         request_id = ""
         caller: str | None = None
-        with structlog.contextvars.bound_contextvars(
-            rpc=method,
-            correlation_id=meta.get("x-correlation-id", ""),
-        ):
+        span: CallSpan | None = None
+        correlation = correlation_header(meta)
+        with structlog.contextvars.bound_contextvars(rpc=method, correlation_id=correlation):
+            if spans is None:
+                _bind_caller_trace(meta)
+            else:
+                span = _start_span(spans, meta)
             try:
                 if guard is not None:
                     _authenticate(guard, method, allowed, meta, context)
@@ -160,7 +194,9 @@ def _wrap(
                     code = grpc.StatusCode.INVALID_ARGUMENT
                     await context.abort(code, f"request is not a valid protobuf message: {err}")
                 request_id = getattr(request, "request_id", "")
-                structlog.contextvars.bind_contextvars(request_id=request_id)
+                structlog.contextvars.bind_contextvars(
+                    request_id=request_id, correlation_id=correlation or request_id
+                )
                 return await behavior(request, context)
             except AccessDenied as err:
                 code = err.code
@@ -192,8 +228,26 @@ def _wrap(
                 )
                 if metrics is not None:
                     metrics.end(code, elapsed)
+                if span is not None:
+                    span.end(code.value[0], code.name, request_id)
 
     return wrapper
+
+
+def _bind_caller_trace(meta: dict[str, str]) -> None:
+    """Bind the trace id of the caller's traceparent header, if valid, to the call's logs."""
+    caller_trace = traceparent_trace_id(meta.get(TRACEPARENT_HEADER))
+    if caller_trace:
+        structlog.contextvars.bind_contextvars(trace_id=caller_trace)
+
+
+def _start_span(spans: ServerSpans, meta: dict[str, str]) -> CallSpan:
+    """Start the call's server span; bind its ids to the call's logs and its trace id to the
+    metadata of the events the call records."""
+    span = spans.start(meta)
+    set_call_trace_id(span.trace_id)
+    structlog.contextvars.bind_contextvars(trace_id=span.trace_id, span_id=span.span_id)
+    return span
 
 
 def _authenticate(

@@ -11,7 +11,7 @@ from incident_registry_client.proto.incidents.v1 import (
 )
 
 from projections.runtime import Projections
-from service.api.handlers import add_service
+from service.api.handlers import CallPolicy, add_service
 from service.api.servicers.asset_statistics import asset_statistics_service
 from service.api.servicers.audit import audit_service
 from service.api.servicers.command_queries import command_query_service
@@ -20,9 +20,6 @@ from service.api.servicers.projection_admin import ProjectionAdminServicer
 from service.api.servicers.statistics import StatisticsServicer
 from service.api.servicers.waves import WaveServicer
 from service.app.registry import Registry
-from service.metrics_grpc import RpcMetrics
-from service.security.auth import CallGuard
-from service.security.limits import CallLimiter
 
 INCIDENT_QUERY_SERVICE = incident_query_service_pb2.DESCRIPTOR.services_by_name[
     "IncidentQueryService"
@@ -36,18 +33,10 @@ def add_read_model_services(
     server: grpc.aio.Server,
     registry: Registry,
     projections: Projections,
-    *,
-    metrics: RpcMetrics | None = None,
-    guard: CallGuard | None = None,
-    limiter: CallLimiter | None = None,
-    call_bound: float | None = None,
+    policy: CallPolicy,
 ) -> list[str]:
-    """Register every read-model service; return their full names (for health and reflection).
-
-    `metrics`, when given, count and time every call of these services; `guard`, when given,
-    authenticates and authorizes every call; `limiter` and `call_bound`, when given, limit
-    each caller and bound unary calls (see `add_service`).
-    """
+    """Register every read-model service under `policy` (see `add_service`); return their
+    full names (for health and reflection)."""
     added = [
         (StatisticsServicer(projections, registry.backend), STATISTICS_SERVICE),
         (
@@ -61,13 +50,5 @@ def add_read_model_services(
         audit_service(projections, registry),
     ]
     for servicer, descriptor in added:
-        add_service(
-            server,
-            servicer,
-            descriptor,
-            metrics=metrics,
-            guard=guard,
-            limiter=limiter,
-            call_bound=call_bound,
-        )
+        add_service(server, servicer, descriptor, policy)
     return [descriptor.full_name for _, descriptor in added]

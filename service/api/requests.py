@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from incident_registry_client.proto.incidents.v1 import (
@@ -34,16 +35,36 @@ authenticated identity, replacing whatever the client sent; with it off (local d
 it is the client's own, unauthenticated claim."""
 CORRELATION_HEADER = "x-correlation-id"
 CAUSATION_HEADER = "x-causation-id"
+MAX_HEADER_CHARS = 200
+"""The most characters of a metadata header kept in an event's metadata."""
+
+_call_trace_id: ContextVar[str] = ContextVar("call_trace_id", default="")
+
+
+def set_call_trace_id(trace_id: str) -> None:
+    """Record the trace id of the current call's server span, for its events' metadata.
+
+    Set by `service.api.handlers` only when tracing is on; each call runs in its own task,
+    hence its own context, so it never leaks into another call.
+    """
+    _call_trace_id.set(trace_id)
+
+
+def correlation_header(headers: Mapping[str, str]) -> str:
+    """The x-correlation-id header as an event's metadata keeps it ("" when absent)."""
+    return headers.get(CORRELATION_HEADER, "")[:MAX_HEADER_CHARS]
 
 
 def write_context(request: Any, headers: Mapping[str, str], reader: FieldReader) -> WriteContext:
-    """Read the request id, expected version and metadata headers of a write."""
+    """Read the request id, expected version and metadata headers of a write, and the
+    call's trace id when tracing is on."""
     return WriteContext(
         request_id=reader.request_id(request.request_id),
         expected_version=reader.expected_version(request),
-        actor=headers.get(ACTOR_HEADER, "")[:200],
-        correlation_id=headers.get(CORRELATION_HEADER, "")[:200],
-        causation_id=headers.get(CAUSATION_HEADER, "")[:200],
+        actor=headers.get(ACTOR_HEADER, "")[:MAX_HEADER_CHARS],
+        correlation_id=correlation_header(headers),
+        causation_id=headers.get(CAUSATION_HEADER, "")[:MAX_HEADER_CHARS],
+        trace_id=_call_trace_id.get(),
     )
 
 

@@ -19,7 +19,7 @@ from incident_registry_client.proto.incidents.v1 import (
 )
 
 from projections.runtime import Projections
-from service.api.handlers import add_service
+from service.api.handlers import CallPolicy, add_service
 from service.api.read_services import add_read_model_services
 from service.api.readiness import StoreReadiness
 from service.api.servicers.asset_cases import AssetRecoveryServicer
@@ -29,10 +29,10 @@ from service.api.servicers.incidents import IncidentServicer
 from service.api.servicers.police_commands import PoliceCommandServicer
 from service.app.registry import Registry
 from service.metrics import ServerMetrics
-from service.metrics_grpc import RpcMetrics
-from service.security.auth import CallGuard, ServerSecurity
+from service.security.auth import ServerSecurity
 from service.security.limits import DEFAULT_MAX_MESSAGE_BYTES, CallLimiter, LimitSettings
 from service.security.roles import UnmappedRpcError, unmapped
+from service.tracing import Tracing
 
 MAX_MESSAGE_BYTES = DEFAULT_MAX_MESSAGE_BYTES
 """The largest response sent (responses are cut well inside it), and the largest request
@@ -72,12 +72,15 @@ class RunningServer:
     projections: Projections | None = None
     metrics: ServerMetrics | None = None
     readiness: StoreReadiness | None = None
+    tracing: Tracing | None = None
 
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING, let in-flight calls finish within `grace` seconds, then stop.
 
         Subscriptions and watches never finish by themselves: they are ended at once with
         UNAVAILABLE, so that their clients resume elsewhere instead of holding the shutdown up.
+        The spans of the calls, when traced, are exported last (flushed, then the tracer
+        provider shuts down).
         """
         if self.readiness is not None:
             await self.readiness.stop()
@@ -90,6 +93,8 @@ class RunningServer:
             await asyncio.to_thread(self.metrics.stop)
         if self.projections is not None:
             await self.projections.stop()
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)
 
 
 async def start_server(
@@ -103,6 +108,7 @@ async def start_server(
     metrics: ServerMetrics | None = None,
     security: ServerSecurity | None = None,
     limits: LimitSettings | None = None,
+    tracing: Tracing | None = None,
 ) -> RunningServer:
     """Build, bind and start a server for `registry` on `address` ("host:port", port 0 = any).
 
@@ -119,6 +125,9 @@ async def start_server(
     `limits`, when given, set the largest request accepted, bound unary calls and limit each
     caller (`service.security.limits`); without them, requests up to MAX_MESSAGE_BYTES are
     accepted and nothing else is limited.
+    `tracing`, when given, starts a SERVER span for every call of the registry's services
+    (`service.tracing`) and is shut down, its spans flushed, when the server stops; health
+    and reflection calls are not traced.
     """
     security = security or ServerSecurity()
     server = grpc.aio.server(
@@ -132,16 +141,18 @@ async def start_server(
             *options,
         ],
     )
-    rpcs = None if metrics is None else metrics.rpcs
     services = _add_registry_services(
         server,
         registry,
         stall_seconds=stall_seconds,
         projections=projections,
-        rpcs=rpcs,
-        guard=security.guard,
-        limiter=None if limits is None else CallLimiter.from_settings(limits),
-        call_bound=None if limits is None else limits.call_bound,
+        policy=CallPolicy(
+            metrics=None if metrics is None else metrics.rpcs,
+            guard=security.guard,
+            limiter=None if limits is None else CallLimiter.from_settings(limits),
+            call_bound=None if limits is None else limits.call_bound,
+            tracer=None if tracing is None else tracing.tracer,
+        ),
     )
     _check_roles_cover(services)
     health_servicer = health.aio.HealthServicer()
@@ -182,6 +193,7 @@ async def start_server(
         projections=projections,
         metrics=metrics,
         readiness=readiness,
+        tracing=tracing,
     )
 
 
@@ -191,12 +203,10 @@ def _add_registry_services(
     *,
     stall_seconds: float,
     projections: Projections | None,
-    rpcs: RpcMetrics | None,
-    guard: CallGuard | None,
-    limiter: CallLimiter | None,
-    call_bound: float | None,
+    policy: CallPolicy,
 ) -> tuple[str, ...]:
-    """Register the registry's services (the read models' with `projections`); their names."""
+    """Register the registry's services (the read models' with `projections`) under
+    `policy`; return their names."""
     added = [
         (IncidentServicer(registry.incidents, registry.shooting_batches), INCIDENT_SERVICE),
         (GangServicer(registry.gangs), GANG_SERVICE),
@@ -213,26 +223,10 @@ def _add_registry_services(
         ),
     ]
     for servicer, descriptor in added:
-        add_service(
-            server,
-            servicer,
-            descriptor,
-            metrics=rpcs,
-            guard=guard,
-            limiter=limiter,
-            call_bound=call_bound,
-        )
+        add_service(server, servicer, descriptor, policy)
     services = SERVICE_NAMES
     if projections is not None:
-        read_services = add_read_model_services(
-            server,
-            registry,
-            projections,
-            metrics=rpcs,
-            guard=guard,
-            limiter=limiter,
-            call_bound=call_bound,
-        )
+        read_services = add_read_model_services(server, registry, projections, policy)
         services = (*SERVICE_NAMES, *read_services)
     return services
 

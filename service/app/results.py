@@ -26,15 +26,23 @@ class WriteContext:
     actor: str = ""
     correlation_id: str = ""
     causation_id: str = ""
+    trace_id: str = ""
+    """The trace id of the call's server span (32 hex digits) when tracing is on, else ""."""
 
     def metadata(self) -> Mapping[str, str]:
-        """Return the metadata stamped on every event of the request."""
-        return {
+        """Return the metadata stamped on every event of the request.
+
+        "trace_id" is there only when the request was traced.
+        """
+        stamped = {
             "actor": self.actor,
             "correlation_id": self.correlation_id or self.request_id,
             "causation_id": self.causation_id or self.request_id,
             "request_id": self.request_id,
         }
+        if self.trace_id:
+            stamped["trace_id"] = self.trace_id
+        return stamped
 
 
 @dataclass(frozen=True)

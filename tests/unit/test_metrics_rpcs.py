@@ -21,7 +21,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from prometheus_client import CollectorRegistry
 
 from service.api import handlers
-from service.api.handlers import add_service
+from service.api.handlers import CallPolicy, add_service
 from service.domain.errors import NotFoundError, VersionConflictError
 from service.metrics_grpc import RpcMetrics
 
@@ -167,7 +167,7 @@ def server_stream(raw: bytes) -> Call:
 @contextlib.asynccontextmanager
 async def probe_server(metrics: RpcMetrics | None) -> AsyncIterator[grpc.aio.Channel]:
     server = grpc.aio.server()
-    add_service(server, ProbeServicer(), PROBE, metrics=metrics)
+    add_service(server, ProbeServicer(), PROBE, CallPolicy(metrics=metrics))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:

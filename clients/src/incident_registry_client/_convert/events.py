@@ -166,6 +166,7 @@ def recorded_event(message: events_pb2.EventEnvelope) -> RecordedEvent:
             correlation_id=m.metadata.correlation_id,
             causation_id=m.metadata.causation_id,
             request_id=m.metadata.request_id,
+            trace_id=m.metadata.trace_id,
         ),
         payload=None if kind is None else PAYLOADS[kind](getattr(m, kind)),
         payload_json=m.payload_json,

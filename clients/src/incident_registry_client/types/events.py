@@ -240,12 +240,17 @@ EventPayload = (
 
 @dataclass(frozen=True)
 class EventMetadata:
-    """Who recorded an event and why."""
+    """Who recorded an event and why.
+
+    `trace_id` is the W3C trace id of the call that recorded the event when the server
+    traced it, else "".
+    """
 
     actor: str
     correlation_id: str
     causation_id: str
     request_id: str
+    trace_id: str = ""
 
 
 @dataclass(frozen=True)

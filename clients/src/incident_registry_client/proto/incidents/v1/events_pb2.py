@@ -30,7 +30,7 @@ from incident_registry_client.proto.incidents.v1 import common_pb2 as incidents_
 from incident_registry_client.proto.incidents.v1 import incident_pb2 as incidents_dot_v1_dot_incident__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19incidents/v1/events.proto\x12\x0cincidents.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18incidents/v1/asset.proto\x1a\x19incidents/v1/common.proto\x1a\x1bincidents/v1/incident.proto\"`\n\rEventMetadata\x12\r\n\x05\x61\x63tor\x18\x01 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63\x61usation_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\xe1\x0c\n\rEventEnvelope\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tstream_id\x18\x02 \x01(\t\x12\x13\n\x0bstream_type\x18\x03 \x01(\t\x12\x16\n\x0estream_version\x18\x04 \x01(\x03\x12\x10\n\x08position\x18\x05 \x01(\x03\x12\x12\n\nevent_type\x18\x06 \x01(\t\x12\x16\n\x0eschema_version\x18\x07 \x01(\x05\x12/\n\x0boccurred_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brecorded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x08metadata\x18\n \x01(\x0b\x32\x1b.incidents.v1.EventMetadata\x12\x14\n\x0cpayload_json\x18\x0b \x01(\t\x12;\n\x11shooting_reported\x18\x14 \x01(\x0b\x32\x1e.incidents.v1.ShootingReportedH\x00\x12=\n\x12\x63\x61sualties_revised\x18\x15 \x01(\x0b\x32\x1f.incidents.v1.CasualtiesRevisedH\x00\x12\x39\n\x10incident_amended\x18\x16 \x01(\x0b\x32\x1d.incidents.v1.IncidentAmendedH\x00\x12<\n\x12\x61ttributed_to_gang\x18\x17 \x01(\x0b\x32\x1e.incidents.v1.AttributedToGangH\x00\x12\x43\n\x15\x61ttribution_retracted\x18\x18 \x01(\x0b\x32\".incidents.v1.AttributionRetractedH\x00\x12\x37\n\x0fincident_linked\x18\x19 \x01(\x0b\x32\x1c.incidents.v1.IncidentLinkedH\x00\x12\x37\n\x0fgang_registered\x18\x1a \x01(\x0b\x32\x1c.incidents.v1.GangRegisteredH\x00\x12\x38\n\x10gang_alias_added\x18\x1b \x01(\x0b\x32\x1c.incidents.v1.GangAliasAddedH\x00\x12\x44\n\x16police_command_unified\x18\x1c \x01(\x0b\x32\".incidents.v1.PoliceCommandUnifiedH\x00\x12\x42\n\x15unified_command_ended\x18\x1d \x01(\x0b\x32!.incidents.v1.UnifiedCommandEndedH\x00\x12R\n\x1dmunicipality_command_assigned\x18\x1e \x01(\x0b\x32).incidents.v1.MunicipalityCommandAssignedH\x00\x12R\n\x1dmunicipality_command_released\x18\x1f \x01(\x0b\x32).incidents.v1.MunicipalityCommandReleasedH\x00\x12\x33\n\rassets_seized\x18  \x01(\x0b\x32\x1a.incidents.v1.AssetsSeizedH\x00\x12=\n\x12\x61ssets_confiscated\x18! \x01(\x0b\x32\x1f.incidents.v1.AssetsConfiscatedH\x00\x12;\n\x11\x61ssets_reinvested\x18\" \x01(\x0b\x32\x1e.incidents.v1.AssetsReinvestedH\x00\x12\x37\n\x0f\x61ssets_released\x18# \x01(\x0b\x32\x1c.incidents.v1.AssetsReleasedH\x00\x12:\n\x11\x61sset_case_opened\x18$ \x01(\x0b\x32\x1d.incidents.v1.AssetCaseOpenedH\x00\x12Y\n!municipality_command_slot_created\x18% \x01(\x0b\x32,.incidents.v1.MunicipalityCommandSlotCreatedH\x00\x12\x33\n\rwave_detected\x18& \x01(\x0b\x32\x1a.incidents.v1.WaveDetectedH\x00\x12@\n\x14personal_data_erased\x18\' \x01(\x0b\x32 .incidents.v1.PersonalDataErasedH\x00\x42\t\n\x07payload\"\x88\x04\n\x10ShootingReported\x12/\n\x0boccurred_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\x15occurred_at_precision\x18\x02 \x01(\x0e\x32\x1b.incidents.v1.TimePrecision\x12/\n\x0breported_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11municipality_code\x18\x04 \x01(\t\x12\x18\n\x10police_zone_code\x18\x05 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x06 \x01(\t\x12(\n\x08location\x18\x07 \x01(\x0b\x32\x16.incidents.v1.GeoPoint\x12%\n\x07weapons\x18\x08 \x03(\x0b\x32\x14.incidents.v1.Weapon\x12\x17\n\x0f\x61ssailant_count\x18\t \x01(\x05\x12\x19\n\x11\x61ssailants_masked\x18\n \x01(\x08\x12\x0e\n\x06killed\x18\x0b \x01(\x05\x12\x0f\n\x07injured\x18\x0c \x01(\x05\x12\x12\n\ndrug_nexus\x18\r \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x0e \x01(\t\x12%\n\x07sources\x18\x0f \x03(\x0b\x32\x14.incidents.v1.Source\x12\x1a\n\x12\x65xternal_reference\x18\x10 \x01(\t\"D\n\x11\x43\x61sualtiesRevised\x12\x0e\n\x06killed\x18\x01 \x01(\x05\x12\x0f\n\x07injured\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xa2\x01\n\x0fIncidentAmended\x12\x34\n\ncorrection\x18\x01 \x01(\x0b\x32 .incidents.v1.IncidentCorrection\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x18\n\x10police_zone_code\x18\x04 \x01(\t\"w\n\x10\x41ttributedToGang\x12\x0f\n\x07gang_id\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x01\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x1f.incidents.v1.AttributionStatus\x12\r\n\x05\x62\x61sis\x18\x04 \x01(\t\"7\n\x14\x41ttributionRetracted\x12\x0f\n\x07gang_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"$\n\x12PersonalDataErased\x12\x0e\n\x06reason\x18\x01 \x01(\t\"a\n\x0eIncidentLinked\x12\x1b\n\x13related_incident_id\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.incidents.v1.LinkKind\x12\x0c\n\x04note\x18\x03 \x01(\t\"t\n\x0eGangRegistered\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12$\n\x1cterritory_municipality_codes\x18\x03 \x03(\t\x12\x1d\n\x15territory_description\x18\x04 \x01(\t\"\x1f\n\x0eGangAliasAdded\x12\r\n\x05\x61lias\x18\x01 \x01(\t\"\xf9\x01\n\x14PoliceCommandUnified\x12\x1a\n\x12municipality_codes\x18\x01 \x03(\t\x12\x19\n\x11police_zone_codes\x18\x02 \x03(\t\x12\x16\n\x0elead_authority\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12-\n\tstarts_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eplanned_end_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x17triggering_incident_ids\x18\x07 \x03(\t\"%\n\x13UnifiedCommandEnded\x12\x0e\n\x06reason\x18\x01 \x01(\t\";\n\x1eMunicipalityCommandSlotCreated\x12\x19\n\x11municipality_code\x18\x01 \x01(\t\"1\n\x1bMunicipalityCommandAssigned\x12\x12\n\ncommand_id\x18\x01 \x01(\t\"1\n\x1bMunicipalityCommandReleased\x12\x12\n\ncommand_id\x18\x01 \x01(\t\")\n\x0f\x41ssetCaseOpened\x12\x16\n\x0e\x63\x61se_reference\x18\x01 \x01(\t\"\x8d\x01\n\x0c\x41ssetsSeized\x12\x19\n\x11municipality_code\x18\x01 \x01(\t\x12\x0f\n\x07gang_id\x18\x02 \x01(\t\x12\x14\n\x0cincident_ids\x18\x03 \x03(\t\x12&\n\x05items\x18\x04 \x03(\x0b\x32\x17.incidents.v1.AssetItem\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"T\n\x11\x41ssetsConfiscated\x12\x14\n\x0c\x61mount_cents\x18\x01 \x01(\x03\x12\r\n\x05\x63ourt\x18\x02 \x01(\t\x12\x1a\n\x12\x64\x65\x63ision_reference\x18\x03 \x01(\t\"f\n\x10\x41ssetsReinvested\x12\x14\n\x0c\x61mount_cents\x18\x01 \x01(\x03\x12.\n\x0b\x62\x65neficiary\x18\x02 \x01(\x0b\x32\x19.incidents.v1.Beneficiary\x12\x0c\n\x04note\x18\x03 \x01(\t\"a\n\x0e\x41ssetsReleased\x12\x14\n\x0c\x61mount_cents\x18\x01 \x01(\x03\x12\r\n\x05\x63ourt\x18\x02 \x01(\t\x12\x1a\n\x12\x64\x65\x63ision_reference\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x9a\x02\n\x0cWaveDetected\x12\x11\n\tarea_kind\x18\x01 \x01(\t\x12\x11\n\tarea_code\x18\x02 \x01(\t\x12\x14\n\x0cincident_ids\x18\x03 \x03(\t\x12\x1a\n\x12municipality_codes\x18\x04 \x03(\t\x12\x35\n\x11\x66irst_occurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10last_occurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rmin_shootings\x18\x07 \x01(\x05\x12\x14\n\x0cwindow_hours\x18\x08 \x01(\x05\x12\x18\n\x10trigger_position\x18\t \x01(\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19incidents/v1/events.proto\x12\x0cincidents.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18incidents/v1/asset.proto\x1a\x19incidents/v1/common.proto\x1a\x1bincidents/v1/incident.proto\"r\n\rEventMetadata\x12\r\n\x05\x61\x63tor\x18\x01 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63\x61usation_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x10\n\x08trace_id\x18\x05 \x01(\t\"\xe1\x0c\n\rEventEnvelope\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tstream_id\x18\x02 \x01(\t\x12\x13\n\x0bstream_type\x18\x03 \x01(\t\x12\x16\n\x0estream_version\x18\x04 \x01(\x03\x12\x10\n\x08position\x18\x05 \x01(\x03\x12\x12\n\nevent_type\x18\x06 \x01(\t\x12\x16\n\x0eschema_version\x18\x07 \x01(\x05\x12/\n\x0boccurred_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brecorded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x08metadata\x18\n \x01(\x0b\x32\x1b.incidents.v1.EventMetadata\x12\x14\n\x0cpayload_json\x18\x0b \x01(\t\x12;\n\x11shooting_reported\x18\x14 \x01(\x0b\x32\x1e.incidents.v1.ShootingReportedH\x00\x12=\n\x12\x63\x61sualties_revised\x18\x15 \x01(\x0b\x32\x1f.incidents.v1.CasualtiesRevisedH\x00\x12\x39\n\x10incident_amended\x18\x16 \x01(\x0b\x32\x1d.incidents.v1.IncidentAmendedH\x00\x12<\n\x12\x61ttributed_to_gang\x18\x17 \x01(\x0b\x32\x1e.incidents.v1.AttributedToGangH\x00\x12\x43\n\x15\x61ttribution_retracted\x18\x18 \x01(\x0b\x32\".incidents.v1.AttributionRetractedH\x00\x12\x37\n\x0fincident_linked\x18\x19 \x01(\x0b\x32\x1c.incidents.v1.IncidentLinkedH\x00\x12\x37\n\x0fgang_registered\x18\x1a \x01(\x0b\x32\x1c.incidents.v1.GangRegisteredH\x00\x12\x38\n\x10gang_alias_added\x18\x1b \x01(\x0b\x32\x1c.incidents.v1.GangAliasAddedH\x00\x12\x44\n\x16police_command_unified\x18\x1c \x01(\x0b\x32\".incidents.v1.PoliceCommandUnifiedH\x00\x12\x42\n\x15unified_command_ended\x18\x1d \x01(\x0b\x32!.incidents.v1.UnifiedCommandEndedH\x00\x12R\n\x1dmunicipality_command_assigned\x18\x1e \x01(\x0b\x32).incidents.v1.MunicipalityCommandAssignedH\x00\x12R\n\x1dmunicipality_command_released\x18\x1f \x01(\x0b\x32).incidents.v1.MunicipalityCommandReleasedH\x00\x12\x33\n\rassets_seized\x18  \x01(\x0b\x32\x1a.incidents.v1.AssetsSeizedH\x00\x12=\n\x12\x61ssets_confiscated\x18! \x01(\x0b\x32\x1f.incidents.v1.AssetsConfiscatedH\x00\x12;\n\x11\x61ssets_reinvested\x18\" \x01(\x0b\x32\x1e.incidents.v1.AssetsReinvestedH\x00\x12\x37\n\x0f\x61ssets_released\x18# \x01(\x0b\x32\x1c.incidents.v1.AssetsReleasedH\x00\x12:\n\x11\x61sset_case_opened\x18$ \x01(\x0b\x32\x1d.incidents.v1.AssetCaseOpenedH\x00\x12Y\n!municipality_command_slot_created\x18% \x01(\x0b\x32,.incidents.v1.MunicipalityCommandSlotCreatedH\x00\x12\x33\n\rwave_detected\x18& \x01(\x0b\x32\x1a.incidents.v1.WaveDetectedH\x00\x12@\n\x14personal_data_erased\x18\' \x01(\x0b\x32 .incidents.v1.PersonalDataErasedH\x00\x42\t\n\x07payload\"\x88\x04\n\x10ShootingReported\x12/\n\x0boccurred_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\x15occurred_at_precision\x18\x02 \x01(\x0e\x32\x1b.incidents.v1.TimePrecision\x12/\n\x0breported_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11municipality_code\x18\x04 \x01(\t\x12\x18\n\x10police_zone_code\x18\x05 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x06 \x01(\t\x12(\n\x08location\x18\x07 \x01(\x0b\x32\x16.incidents.v1.GeoPoint\x12%\n\x07weapons\x18\x08 \x03(\x0b\x32\x14.incidents.v1.Weapon\x12\x17\n\x0f\x61ssailant_count\x18\t \x01(\x05\x12\x19\n\x11\x61ssailants_masked\x18\n \x01(\x08\x12\x0e\n\x06killed\x18\x0b \x01(\x05\x12\x0f\n\x07injured\x18\x0c \x01(\x05\x12\x12\n\ndrug_nexus\x18\r \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x0e \x01(\t\x12%\n\x07sources\x18\x0f \x03(\x0b\x32\x14.incidents.v1.Source\x12\x1a\n\x12\x65xternal_reference\x18\x10 \x01(\t\"D\n\x11\x43\x61sualtiesRevised\x12\x0e\n\x06killed\x18\x01 \x01(\x05\x12\x0f\n\x07injured\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xa2\x01\n\x0fIncidentAmended\x12\x34\n\ncorrection\x18\x01 \x01(\x0b\x32 .incidents.v1.IncidentCorrection\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x18\n\x10police_zone_code\x18\x04 \x01(\t\"w\n\x10\x41ttributedToGang\x12\x0f\n\x07gang_id\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x01\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x1f.incidents.v1.AttributionStatus\x12\r\n\x05\x62\x61sis\x18\x04 \x01(\t\"7\n\x14\x41ttributionRetracted\x12\x0f\n\x07gang_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"$\n\x12PersonalDataErased\x12\x0e\n\x06reason\x18\x01 \x01(\t\"a\n\x0eIncidentLinked\x12\x1b\n\x13related_incident_id\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.incidents.v1.LinkKind\x12\x0c\n\x04note\x18\x03 \x01(\t\"t\n\x0eGangRegistered\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12$\n\x1cterritory_municipality_codes\x18\x03 \x03(\t\x12\x1d\n\x15territory_description\x18\x04 \x01(\t\"\x1f\n\x0eGangAliasAdded\x12\r\n\x05\x61lias\x18\x01 \x01(\t\"\xf9\x01\n\x14PoliceCommandUnified\x12\x1a\n\x12municipality_codes\x18\x01 \x03(\t\x12\x19\n\x11police_zone_codes\x18\x02 \x03(\t\x12\x16\n\x0elead_authority\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12-\n\tstarts_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eplanned_end_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x17triggering_incident_ids\x18\x07 \x03(\t\"%\n\x13UnifiedCommandEnded\x12\x0e\n\x06reason\x18\x01 \x01(\t\";\n\x1eMunicipalityCommandSlotCreated\x12\x19\n\x11municipality_code\x18\x01 \x01(\t\"1\n\x1bMunicipalityCommandAssigned\x12\x12\n\ncommand_id\x18\x01 \x01(\t\"1\n\x1bMunicipalityCommandReleased\x12\x12\n\ncommand_id\x18\x01 \x01(\t\")\n\x0f\x41ssetCaseOpened\x12\x16\n\x0e\x63\x61se_reference\x18\x01 \x01(\t\"\x8d\x01\n\x0c\x41ssetsSeized\x12\x19\n\x11municipality_code\x18\x01 \x01(\t\x12\x0f\n\x07gang_id\x18\x02 \x01(\t\x12\x14\n\x0cincident_ids\x18\x03 \x03(\t\x12&\n\x05items\x18\x04 \x03(\x0b\x32\x17.incidents.v1.AssetItem\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"T\n\x11\x41ssetsConfiscated\x12\x14\n\x0c\x61mount_cents\x18\x01 \x01(\x03\x12\r\n\x05\x63ourt\x18\x02 \x01(\t\x12\x1a\n\x12\x64\x65\x63ision_reference\x18\x03 \x01(\t\"f\n\x10\x41ssetsReinvested\x12\x14\n\x0c\x61mount_cents\x18\x01 \x01(\x03\x12.\n\x0b\x62\x65neficiary\x18\x02 \x01(\x0b\x32\x19.incidents.v1.Beneficiary\x12\x0c\n\x04note\x18\x03 \x01(\t\"a\n\x0e\x41ssetsReleased\x12\x14\n\x0c\x61mount_cents\x18\x01 \x01(\x03\x12\r\n\x05\x63ourt\x18\x02 \x01(\t\x12\x1a\n\x12\x64\x65\x63ision_reference\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x9a\x02\n\x0cWaveDetected\x12\x11\n\tarea_kind\x18\x01 \x01(\t\x12\x11\n\tarea_code\x18\x02 \x01(\t\x12\x14\n\x0cincident_ids\x18\x03 \x03(\t\x12\x1a\n\x12municipality_codes\x18\x04 \x03(\t\x12\x35\n\x11\x66irst_occurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10last_occurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rmin_shootings\x18\x07 \x01(\x05\x12\x14\n\x0cwindow_hours\x18\x08 \x01(\x05\x12\x18\n\x10trigger_position\x18\t \x01(\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,47 +38,47 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'incidents.v1.events_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVENTMETADATA']._serialized_start=192
-  _globals['_EVENTMETADATA']._serialized_end=288
-  _globals['_EVENTENVELOPE']._serialized_start=291
-  _globals['_EVENTENVELOPE']._serialized_end=1924
-  _globals['_SHOOTINGREPORTED']._serialized_start=1927
-  _globals['_SHOOTINGREPORTED']._serialized_end=2447
-  _globals['_CASUALTIESREVISED']._serialized_start=2449
-  _globals['_CASUALTIESREVISED']._serialized_end=2517
-  _globals['_INCIDENTAMENDED']._serialized_start=2520
-  _globals['_INCIDENTAMENDED']._serialized_end=2682
-  _globals['_ATTRIBUTEDTOGANG']._serialized_start=2684
-  _globals['_ATTRIBUTEDTOGANG']._serialized_end=2803
-  _globals['_ATTRIBUTIONRETRACTED']._serialized_start=2805
-  _globals['_ATTRIBUTIONRETRACTED']._serialized_end=2860
-  _globals['_PERSONALDATAERASED']._serialized_start=2862
-  _globals['_PERSONALDATAERASED']._serialized_end=2898
-  _globals['_INCIDENTLINKED']._serialized_start=2900
-  _globals['_INCIDENTLINKED']._serialized_end=2997
-  _globals['_GANGREGISTERED']._serialized_start=2999
-  _globals['_GANGREGISTERED']._serialized_end=3115
-  _globals['_GANGALIASADDED']._serialized_start=3117
-  _globals['_GANGALIASADDED']._serialized_end=3148
-  _globals['_POLICECOMMANDUNIFIED']._serialized_start=3151
-  _globals['_POLICECOMMANDUNIFIED']._serialized_end=3400
-  _globals['_UNIFIEDCOMMANDENDED']._serialized_start=3402
-  _globals['_UNIFIEDCOMMANDENDED']._serialized_end=3439
-  _globals['_MUNICIPALITYCOMMANDSLOTCREATED']._serialized_start=3441
-  _globals['_MUNICIPALITYCOMMANDSLOTCREATED']._serialized_end=3500
-  _globals['_MUNICIPALITYCOMMANDASSIGNED']._serialized_start=3502
-  _globals['_MUNICIPALITYCOMMANDASSIGNED']._serialized_end=3551
-  _globals['_MUNICIPALITYCOMMANDRELEASED']._serialized_start=3553
-  _globals['_MUNICIPALITYCOMMANDRELEASED']._serialized_end=3602
-  _globals['_ASSETCASEOPENED']._serialized_start=3604
-  _globals['_ASSETCASEOPENED']._serialized_end=3645
-  _globals['_ASSETSSEIZED']._serialized_start=3648
-  _globals['_ASSETSSEIZED']._serialized_end=3789
-  _globals['_ASSETSCONFISCATED']._serialized_start=3791
-  _globals['_ASSETSCONFISCATED']._serialized_end=3875
-  _globals['_ASSETSREINVESTED']._serialized_start=3877
-  _globals['_ASSETSREINVESTED']._serialized_end=3979
-  _globals['_ASSETSRELEASED']._serialized_start=3981
-  _globals['_ASSETSRELEASED']._serialized_end=4078
-  _globals['_WAVEDETECTED']._serialized_start=4081
-  _globals['_WAVEDETECTED']._serialized_end=4363
+  _globals['_EVENTMETADATA']._serialized_end=306
+  _globals['_EVENTENVELOPE']._serialized_start=309
+  _globals['_EVENTENVELOPE']._serialized_end=1942
+  _globals['_SHOOTINGREPORTED']._serialized_start=1945
+  _globals['_SHOOTINGREPORTED']._serialized_end=2465
+  _globals['_CASUALTIESREVISED']._serialized_start=2467
+  _globals['_CASUALTIESREVISED']._serialized_end=2535
+  _globals['_INCIDENTAMENDED']._serialized_start=2538
+  _globals['_INCIDENTAMENDED']._serialized_end=2700
+  _globals['_ATTRIBUTEDTOGANG']._serialized_start=2702
+  _globals['_ATTRIBUTEDTOGANG']._serialized_end=2821
+  _globals['_ATTRIBUTIONRETRACTED']._serialized_start=2823
+  _globals['_ATTRIBUTIONRETRACTED']._serialized_end=2878
+  _globals['_PERSONALDATAERASED']._serialized_start=2880
+  _globals['_PERSONALDATAERASED']._serialized_end=2916
+  _globals['_INCIDENTLINKED']._serialized_start=2918
+  _globals['_INCIDENTLINKED']._serialized_end=3015
+  _globals['_GANGREGISTERED']._serialized_start=3017
+  _globals['_GANGREGISTERED']._serialized_end=3133
+  _globals['_GANGALIASADDED']._serialized_start=3135
+  _globals['_GANGALIASADDED']._serialized_end=3166
+  _globals['_POLICECOMMANDUNIFIED']._serialized_start=3169
+  _globals['_POLICECOMMANDUNIFIED']._serialized_end=3418
+  _globals['_UNIFIEDCOMMANDENDED']._serialized_start=3420
+  _globals['_UNIFIEDCOMMANDENDED']._serialized_end=3457
+  _globals['_MUNICIPALITYCOMMANDSLOTCREATED']._serialized_start=3459
+  _globals['_MUNICIPALITYCOMMANDSLOTCREATED']._serialized_end=3518
+  _globals['_MUNICIPALITYCOMMANDASSIGNED']._serialized_start=3520
+  _globals['_MUNICIPALITYCOMMANDASSIGNED']._serialized_end=3569
+  _globals['_MUNICIPALITYCOMMANDRELEASED']._serialized_start=3571
+  _globals['_MUNICIPALITYCOMMANDRELEASED']._serialized_end=3620
+  _globals['_ASSETCASEOPENED']._serialized_start=3622
+  _globals['_ASSETCASEOPENED']._serialized_end=3663
+  _globals['_ASSETSSEIZED']._serialized_start=3666
+  _globals['_ASSETSSEIZED']._serialized_end=3807
+  _globals['_ASSETSCONFISCATED']._serialized_start=3809
+  _globals['_ASSETSCONFISCATED']._serialized_end=3893
+  _globals['_ASSETSREINVESTED']._serialized_start=3895
+  _globals['_ASSETSREINVESTED']._serialized_end=3997
+  _globals['_ASSETSRELEASED']._serialized_start=3999
+  _globals['_ASSETSRELEASED']._serialized_end=4096
+  _globals['_WAVEDETECTED']._serialized_start=4099
+  _globals['_WAVEDETECTED']._serialized_end=4381
 # @@protoc_insertion_point(module_scope)

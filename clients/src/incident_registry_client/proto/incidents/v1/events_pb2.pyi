@@ -34,6 +34,7 @@ class EventMetadata(_message.Message):
     CORRELATION_ID_FIELD_NUMBER: _builtins.int
     CAUSATION_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
     actor: _builtins.str
     """actor that made the request."""
     correlation_id: _builtins.str
@@ -42,6 +43,10 @@ class EventMetadata(_message.Message):
     """causation_id is the id of the message that caused this event."""
     request_id: _builtins.str
     """request_id is the idempotency key of the write that recorded the event."""
+    trace_id: _builtins.str
+    """trace_id is the W3C trace id (32 lowercase hex digits) of the call that recorded the
+    event, when the server traced it; empty otherwise.
+    """
     def __init__(
         self,
         *,
@@ -49,10 +54,11 @@ class EventMetadata(_message.Message):
         correlation_id: _builtins.str = ...,
         causation_id: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        trace_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "causation_id", b"causation_id", "correlation_id", b"correlation_id", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "causation_id", b"causation_id", "correlation_id", b"correlation_id", "request_id", b"request_id", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
