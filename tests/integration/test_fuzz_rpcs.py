@@ -419,3 +419,31 @@ def test_every_rpc_answers_arbitrary_requests_with_a_precise_code(
     before = fuzzer.head()
     checks.new_incident(incidents)
     assert fuzzer.head() == before + 1
+    read_back_everything(channel, before + 1)
+
+
+def read_back_everything(channel: grpc.Channel, head: int) -> None:
+    """Every event the fuzzed writes got accepted reads back, in every payload format, and
+    through its stream: a write the server accepts but cannot answer for later is a bug."""
+    log = event_log_service_pb2_grpc.EventLogServiceStub(channel)
+    streams: set[str] = set()
+    for payload_format in event_log_service_pb2.PayloadFormat.values():
+        position, read = 0, 0
+        while position < head:
+            page = log.ReadAll(
+                event_log_service_pb2.ReadAllRequest(
+                    from_position=position, limit=500, payload_format=payload_format
+                ),
+                timeout=UNARY_DEADLINE * 4,
+            )
+            assert page.events, f"no events after {position} of {head}"
+            read += len(page.events)
+            position = page.events[-1].position
+            streams.update(event.stream_id for event in page.events)
+        assert read == head
+    for stream_id in sorted(streams):
+        reply = log.ReadStream(
+            event_log_service_pb2.ReadStreamRequest(stream_id=stream_id, limit=1000),
+            timeout=UNARY_DEADLINE * 4,
+        )
+        assert reply.events, stream_id
