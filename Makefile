@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BUF := tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint typecheck buf-lint buf-breaking api-baseline check-generated generate unit integration bench bench-subscribe bench-projection bench-import bench-cli-import bench-replicas clean
+.PHONY: run test setup lint typecheck buf-lint buf-breaking api-baseline check-generated generate unit integration bench bench-subscribe bench-projection bench-import bench-cli-import bench-replicas soak clean
 
 ## setup: create the virtualenv and install the service, the client and the dev tools
 setup: $(STAMP)
@@ -82,6 +82,14 @@ bench-cli-import: setup
 ## bench-import: ImportEvents (and ReportShootings) into a fresh SQLite registry against a raw insert
 bench-import: setup
 	$(PY) benchmarks/import_events.py
+
+SOAK_SECONDS ?= 1800
+SOAK_STORE ?= sqlite
+SOAK_CLIENTS ?= 3
+
+## soak: the server under a bounded mixed load for SOAK_SECONDS (1800) on SOAK_STORE (sqlite|postgres); fails on growth
+soak: setup
+	$(PY) benchmarks/soak.py --seconds $(SOAK_SECONDS) --store $(SOAK_STORE) --clients $(SOAK_CLIENTS)
 
 clean:
 	rm -rf $(VENV) tools/node_modules .mypy_cache .ruff_cache .pytest_cache
