@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BUF := tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint typecheck buf-lint buf-breaking api-baseline check-generated generate unit integration bench bench-subscribe bench-projection bench-import bench-cli-import bench-replicas soak clean
+.PHONY: run test setup lint typecheck buf-lint buf-breaking api-baseline check-generated generate unit integration bench bench-subscribe bench-projection bench-import bench-cli-import bench-replicas bench-all bench-all-quick soak clean
 
 ## setup: create the virtualenv and install the service, the client and the dev tools
 setup: $(STAMP)
@@ -82,6 +82,14 @@ bench-cli-import: setup
 ## bench-import: ImportEvents (and ReportShootings) into a fresh SQLite registry against a raw insert
 bench-import: setup
 	$(PY) benchmarks/import_events.py
+
+## bench-all: the whole benchmark suite (about 20-30 minutes on 2 cores); report in benchmarks/report/
+bench-all: setup
+	$(PY) benchmarks/suite.py
+
+## bench-all-quick: the whole suite at small sizes, a smoke run of a few minutes
+bench-all-quick: setup
+	$(PY) benchmarks/suite.py --quick
 
 SOAK_SECONDS ?= 1800
 SOAK_STORE ?= sqlite

@@ -22,7 +22,8 @@ Run as `.venv/bin/python benchmarks/cli_import.py [--events 100000] [--batch 200
    bare gRPC stub, one call per `--batch`, into a fresh production server: what the CLI
    would reach if reading and converting the file cost nothing.
 5. Print a table with each rate's ratio to the raw insert, PASS/MISS against the aim of
-   20,000 events/s, and write everything as JSON to benchmarks/results/cli_import.json.
+   20,000 events/s, and write everything as JSON to `--output` (default
+   benchmarks/results/cli_import.json).
 
 Exit status: 0 on success, 1 when an import wrote something else than expected, 2 when a server
 failed to start.
@@ -288,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=2000, help="events per ImportEvents call")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--aim", type=int, default=AIM)
+    parser.add_argument(
+        "--output", type=Path, default=RESULTS_DIR / "cli_import.json", help="JSON results file"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-cli-import-") as tmp:
         try:
@@ -298,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         except CheckError as err:
             print(f"check failed: {err}", file=sys.stderr)
             return 1
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "cli_import.json").write_text(json.dumps(results, indent=2) + "\n")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

@@ -40,6 +40,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -91,8 +92,9 @@ class RebuildResult(PassResult):
     expected_incidents: int = 0
 
 
-def raw_pass(path: Path, page_size: int, *, decode: bool) -> PassResult:
-    """Page through the whole log in-process, decoding every event when `decode`.
+def raw_pass(path: Path, page_size: int, *, decode: bool, topics: Sequence[str] = ()) -> PassResult:
+    """Page through the whole log in-process, decoding every event when `decode`; with
+    `topics`, only the events of those topics (as a projection reads them).
 
     The same method as subscribe.py's raw baseline (benchmarks/subscribe_passes.py).
     """
@@ -103,7 +105,8 @@ def raw_pass(path: Path, page_size: int, *, decode: bool) -> PassResult:
         started = time.perf_counter()
         after = count = pages = 0
         while True:
-            notifications = store.read_page(after=after, limit=page_size).notifications
+            page = store.read_page(after=after, limit=page_size, topics=topics)
+            notifications = page.notifications
             if not notifications:
                 break
             if decode:
@@ -235,7 +238,8 @@ def print_lag(lag: LagResult) -> None:
         f"{lag.errors} errors"
     )
     print(
-        f"  lag ack → runner.position: p50 {lag.lag_p50_ms:.1f} ms, p99 {lag.lag_p99_ms:.1f} ms, "
+        f"  lag ack → runner.position: p50 {lag.lag_p50_ms:.1f} ms, p95 {lag.lag_p95_ms:.1f} ms, "
+        f"p99 {lag.lag_p99_ms:.1f} ms, "
         f"max {lag.lag_max_ms:.1f} ms (mean {lag.lag_mean_ms:.1f} ms); "
         f"{lag.projection_advances:,} projection advances, "
         f"{lag.events_per_advance:.1f} events each; final catch-up {lag.catch_up_ms:.1f} ms"

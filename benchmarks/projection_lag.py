@@ -62,6 +62,7 @@ class LagResult:
     write_p50_ms: float
     write_p99_ms: float
     lag_p50_ms: float
+    lag_p95_ms: float
     lag_p99_ms: float
     lag_max_ms: float
     lag_mean_ms: float
@@ -203,6 +204,7 @@ async def _drive(
         write_p50_ms=percentile(writes, 50) * 1000,
         write_p99_ms=percentile(writes, 99) * 1000,
         lag_p50_ms=percentile(lags, 50) * 1000,
+        lag_p95_ms=percentile(lags, 95) * 1000,
         lag_p99_ms=percentile(lags, 99) * 1000,
         lag_max_ms=(lags[-1] * 1000) if lags else 0.0,
         lag_mean_ms=(sum(lags) / len(lags) * 1000) if lags else 0.0,

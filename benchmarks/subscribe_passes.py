@@ -86,10 +86,21 @@ def raw_pass(path: Path, page_size: int, *, decode: bool) -> RunResult:
 
 
 def start_server(sqlite_path: Path, workdir: Path, name: str) -> ServerProcess:
-    """Start `python -m service` on `sqlite_path`, listening on a free port."""
+    """Start `python -m service` on `sqlite_path`, listening on a free port.
+
+    The projections are not applied in the server (INCIDENTS_PROJECTIONS_IN_PROCESS=false, as
+    in production, where a worker applies them): applied there, the waves projection would
+    record WaveDetected events in the log while it is read, so the log would grow past the N
+    events built, and catching the read models up would share the server's core with the pass.
+    """
     port = free_ports(1)[0]
     return start_registry(
-        workdir, port, sqlite_path=sqlite_path, name=name, stop_timeout=STOP_TIMEOUT_S
+        workdir,
+        port,
+        sqlite_path=sqlite_path,
+        name=name,
+        stop_timeout=STOP_TIMEOUT_S,
+        extra_env={"INCIDENTS_PROJECTIONS_IN_PROCESS": "false"},
     )
 
 
