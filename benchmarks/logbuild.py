@@ -1,11 +1,29 @@
 """Building a realistic event log for the Subscribe benchmark directly in SQLite.
 
-Gang and Incident aggregates are created in this process through the domain
-(ShootingReported with weapons, sources and a ~200-character description; later
-CasualtiesRevised and AttributedToGang events of recent incidents), turned into stored events
-by `registry_mapper()` and written by `SQLiteEventStore.append`, one PendingWrite (unique
-request id, fingerprint and tags) per command and ~1000 writes per transaction. See
-`build_log`.
+Gang, Incident, UnifiedCommand (with its municipalities' slots) and AssetCase aggregates are
+created in this process through the domain (ShootingReported with weapons, sources and a
+~200-character description; later CasualtiesRevised and AttributedToGang events of recent
+incidents; now and then a police command unified over a shooting's area or ended, and a step
+of an asset case — see benchmarks/logbuild_cases.py), turned into stored events by
+`registry_mapper()` and written by `SQLiteEventStore.append`, one PendingWrite (unique request
+id, fingerprint and tags) per command and ~1000 writes per transaction. See `build_log`.
+
+A large log repeats the domain-built incident and asset-case histories under fresh aggregate
+ids; an asset case's copy also gets a fresh reference (its id derives from it). Police
+commands are not copied: a municipality's command slot is one stream (its id derives from the
+municipality code), and copies of commands would put one municipality under two active
+commands, or give its slot stream duplicate versions. Instead the builder goes on making
+commands through the domain between the copies, in the same proportion as in the domain-built
+part, so the copies keep the rule "one active command per municipality" and every command
+and slot stream stays a valid history.
+
+When every replayed write holds events of its own aggregate only (as the builder makes them),
+the copies are made inside SQLite (`clone_in_sqlite`: INSERT ... SELECT per segment of a few
+hundred events, between which the new commands are inserted) with the rows
+`SQLiteEventStore.append` would write: the events under a fresh aggregate id and the same
+versions, topics and states, an accepted-request row per write (unique request id and
+fingerprint, the new aggregate id, version and position of its last event) and the same tags
+at the new positions. Otherwise they go through `SQLiteEventStore.append` write by write.
 """
 
 from __future__ import annotations
@@ -22,8 +40,19 @@ from pathlib import Path
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
+from logbuild_cases import (
+    ASSET_WRITE_SHARE,
+    COMMAND_WRITE_SHARE,
+    ROOM_FOR_ANY_WRITE,
+    AreaHistories,
+    reference_of,
+    renamed_reference,
+    renamed_state,
+)
+from logbuild_clone import clone_copies
 
 from service.areas import AreaCatalog, load_catalog
+from service.domain.asset_case import case_id
 from service.domain.base import RegistryAggregate, recording_metadata
 from service.domain.gang import Gang
 from service.domain.incident import Incident
@@ -101,10 +130,21 @@ class BuildStats:
     file_mb: float
     mean_state_bytes: float
     domain_events: int
+    commands: int = 0
+    """Unified police commands (PoliceCommandUnified events)."""
+    asset_cases: int = 0
+    """Asset cases opened (AssetCaseOpened events)."""
+
+    def recount(self) -> None:
+        """Derive the aggregate counts from `event_types`."""
+        self.incidents = self.event_types.get("ShootingReported", 0)
+        self.gangs = self.event_types.get("GangRegistered", 0)
+        self.commands = self.event_types.get("PoliceCommandUnified", 0)
+        self.asset_cases = self.event_types.get("AssetCaseOpened", 0)
 
 
 class LogBuilder:
-    """Creates realistic Gang and Incident histories in-process and appends them in batches."""
+    """Creates realistic registry histories in-process and appends them in batches."""
 
     def __init__(self, catalog: AreaCatalog, seed: int) -> None:
         self._catalog = catalog
@@ -114,6 +154,10 @@ class LogBuilder:
         self._now = datetime.now(UTC).replace(microsecond=0)
         self._run = uuid.uuid4().hex[:8]
         self._sequence = 0
+        self._gangs: list[Gang] = []
+        self._recent: deque[Incident] = deque(maxlen=RECENT_INCIDENTS)
+        self._room = 0  # events the log can still take
+        self._areas = AreaHistories(catalog, self._rng, self._now, self._mapper, self._request)
 
     def build(
         self,
@@ -122,19 +166,24 @@ class LogBuilder:
         *,
         domain_events: int | None = None,
         progress: bool = False,
+        template: list[tuple[int, PendingWrite]] | None = None,
     ) -> BuildStats:
         """Append exactly `total` events to `store` (which should be empty).
 
         The first `domain_events` (default: all) come from the domain; the rest replay those
         histories again and again under fresh aggregate ids and request ids (same payloads,
-        so the same decoding cost), which is several times faster.
+        so the same decoding cost), which is several times faster. With `template`, only the
+        domain part is appended and its writes are added to `template` with their positions,
+        for `clone_in_sqlite` to repeat.
         """
         started = time.perf_counter()
         counts: dict[str, int] = {}
         state_bytes = 0
         pending: list[PendingWrite] = []
-        template: list[PendingWrite] = []
+        templates: list[PendingWrite] = []
         limit = total if domain_events is None else min(domain_events, total)
+        if template is not None:
+            total = limit
         cloning = limit < total
         source: Iterator[PendingWrite] = self._domain_writes(total)
         switched = False
@@ -142,10 +191,11 @@ class LogBuilder:
         next_report = 250_000
         while events < total:
             if cloning and not switched and events >= limit:
-                source, switched = self._cloned_writes(template), True
+                source, switched = self._cloned_writes(templates), True
+            self._room = total - events
             write = next(source)
             if cloning and not switched:
-                template.append(write)
+                templates.append(write)
             for stored in write.events:
                 name = stored.topic.rpartition(".")[2]
                 counts[name] = counts.get(name, 0) + 1
@@ -154,18 +204,20 @@ class LogBuilder:
             events += len(write.events)
             writes += 1
             if len(pending) == WRITES_PER_COMMIT or events >= total:
-                store.append(pending)
+                positions = store.append(pending)
+                if template is not None:
+                    template.extend(zip(positions, pending, strict=True))
                 pending = []
             if progress and events >= next_report:
                 rate = events / (time.perf_counter() - started)
                 print(f"  built {events:,} events ({rate:,.0f} events/s)", flush=True)
                 next_report += 250_000
         seconds = time.perf_counter() - started
-        return BuildStats(
+        stats = BuildStats(
             events=events,
             writes=writes,
-            incidents=counts.get("ShootingReported", 0),
-            gangs=counts.get("GangRegistered", 0),
+            incidents=0,
+            gangs=0,
             event_types=dict(sorted(counts.items())),
             seconds=seconds,
             events_per_s=events / seconds,
@@ -173,44 +225,76 @@ class LogBuilder:
             mean_state_bytes=state_bytes / max(events, 1),
             domain_events=limit,
         )
+        stats.recount()
+        return stats
 
     def _domain_writes(self, total: int) -> Iterator[PendingWrite]:
-        """Yield commands' writes: the gangs first, then new shootings and later facts."""
+        """Yield commands' writes: the gangs first, then new shootings and later facts, and
+        now and then a police command's or an asset case's (while the log has room for any
+        write; single-event writes fill the last events exactly)."""
         rng = self._rng
-        gangs: list[Gang] = []
-        recent: deque[Incident] = deque(maxlen=RECENT_INCIDENTS)
+        gangs, recent = self._gangs, self._recent
         while len(gangs) < min(GANG_COUNT, max(1, total // 50)):
             yield self._register_gang(gangs)
         while True:
-            if recent and rng.random() < FOLLOW_UP_SHARE:
+            draw = rng.random()
+            if self._room >= ROOM_FOR_ANY_WRITE and draw < COMMAND_WRITE_SHARE:
+                yield self._areas.command_write(recent)
+            elif self._room >= ROOM_FOR_ANY_WRITE and draw < COMMAND_WRITE_SHARE + (
+                ASSET_WRITE_SHARE
+            ):
+                yield self._areas.asset_write(gangs, recent)
+            elif recent and rng.random() < FOLLOW_UP_SHARE:
                 yield self._follow_up(rng.choice(recent), gangs)
             else:
-                write, incident = self._report_shooting()
-                recent.append(incident)
-                yield write
+                yield self.report_shooting()
+
+    def command_write(self) -> PendingWrite:
+        """Unify or end a police command, through the domain (see AreaHistories)."""
+        return self._areas.command_write(self._recent)
+
+    def report_shooting(self) -> PendingWrite:
+        """Report a new shooting, through the domain: a write of one event."""
+        write, incident = self._report_shooting()
+        self._recent.append(incident)
+        return write
 
     def _cloned_writes(self, template: list[PendingWrite]) -> Iterator[PendingWrite]:
-        """Replay the template's incident writes, in order, under fresh ids, round after round."""
-        incident_writes = [w for w in template if "Incident." in w.events[0].topic]
-        if not incident_writes:
+        """Replay the template's incident and asset-case writes, in order, under fresh ids
+        (and fresh case references), round after round, with new police commands between
+        them in the domain-built part's proportion."""
+        replayed = [w for w in template if _replayable(w)]
+        if not replayed:
             msg = "the domain-built part of the log has no incident to replay"
             raise ValueError(msg)
+        copy = 0
         while True:
+            copy += 1
             fresh: dict[UUID, UUID] = {}
-            for write in incident_writes:
-                new_id = fresh.get(write.aggregate_id)
-                if new_id is None:
-                    new_id = fresh[write.aggregate_id] = uuid.uuid4()
+            references: dict[UUID, tuple[str, str]] = {}
+            for write in replayed:
+                if self._room >= ROOM_FOR_ANY_WRITE and self._rng.random() < COMMAND_WRITE_SHARE:
+                    yield self.command_write()  # `build` updates the room before resuming
+                if self._room < len(write.events):  # the log's last event: a new shooting
+                    yield self.report_shooting()
+                    continue
+                events: list[StoredEvent] = []
+                for e in write.events:
+                    state = e.state
+                    if e.topic.endswith(".AssetCaseOpened"):
+                        old = reference_of(e)
+                        references[write.aggregate_id] = (old, renamed_reference(old, copy))
+                        fresh[write.aggregate_id] = case_id(references[write.aggregate_id][1])
+                        state = renamed_state(state, *references[write.aggregate_id])
+                    new_id = fresh.setdefault(write.aggregate_id, uuid.uuid4())
+                    events.append(StoredEvent(new_id, e.originator_version, e.topic, state))
                 self._sequence += 1
                 yield PendingWrite(
                     request_id=f"bench-{self._run}-{self._sequence}",
                     fingerprint=f"clone-{self._sequence}",
-                    aggregate_id=new_id,
+                    aggregate_id=fresh[write.aggregate_id],
                     version=write.version,
-                    events=[
-                        StoredEvent(new_id, e.originator_version, e.topic, e.state)
-                        for e in write.events
-                    ],
+                    events=events,
                     tags=write.tags,
                 )
 
@@ -345,7 +429,46 @@ def build_log(
     domain_events: int | None = None,
     progress: bool = False,
 ) -> BuildStats:
-    """Create a fresh SQLite log of `total` events at `path` (see LogBuilder.build)."""
+    """Create a fresh SQLite log of `total` events at `path` (see LogBuilder.build).
+
+    When `domain_events` < `total` and every incident and asset-case write of the domain part
+    holds events of its own aggregate only, the rest is cloned inside SQLite
+    (`clone_in_sqlite`), with new police commands between the copies.
+    """
+    started = time.perf_counter()
+    store = SQLiteEventStore(path, synchronous="NORMAL")
+    template: list[tuple[int, PendingWrite]] = []
+    cloning = domain_events is not None and domain_events < total
+    try:
+        builder = LogBuilder(load_catalog("brussels"), seed)
+        stats = builder.build(
+            store,
+            total,
+            domain_events=domain_events,
+            progress=progress,
+            template=template if cloning else None,
+        )
+    finally:
+        store.close()
+    if cloning:
+        replayed = [(p, w) for p, w in template if _replayable(w)]
+        if all(e.originator_id == w.aggregate_id for _, w in replayed for e in w.events):
+            clone_in_sqlite(
+                path, replayed, total - stats.events, stats, progress=progress, builder=builder
+            )
+        else:  # the store's own path, write by write
+            path.unlink()
+            return build_log_by_writes(path, total, seed, domain_events, progress)
+        stats.seconds = time.perf_counter() - started
+        stats.events_per_s = stats.events / stats.seconds
+    stats.file_mb = sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 1e6
+    return stats
+
+
+def build_log_by_writes(
+    path: Path, total: int, seed: int, domain_events: int | None, progress: bool
+) -> BuildStats:
+    """Create the log with every write, cloned ones included, through the store."""
     store = SQLiteEventStore(path, synchronous="NORMAL")
     try:
         builder = LogBuilder(load_catalog("brussels"), seed)
@@ -354,3 +477,28 @@ def build_log(
         store.close()
     stats.file_mb = sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 1e6
     return stats
+
+
+def _replayable(write: PendingWrite) -> bool:
+    """Whether copies of the write's history go into a large log: incidents and asset cases."""
+    topic = write.events[0].topic
+    return "Incident." in topic or "AssetCase." in topic
+
+
+def clone_in_sqlite(
+    path: Path,
+    template: list[tuple[int, PendingWrite]],
+    count: int,
+    stats: BuildStats,
+    *,
+    progress: bool = False,
+    builder: LogBuilder | None = None,
+) -> None:
+    """Append `count` events to the log at `path`: copies of the `template` writes, with new
+    police commands from `builder` between them (see logbuild_clone.clone_copies). Without
+    `builder` (the one that built the log, whose commands and slots are the log's), no
+    commands are added."""
+    maker = builder or LogBuilder(load_catalog("brussels"), count)
+    clone_copies(
+        path, template, count, stats, maker, commands=builder is not None, progress=progress
+    )
