@@ -178,6 +178,20 @@ async def wait_serving(
     raise ServerStartError(msg)
 
 
+def postgres_conninfo() -> str:
+    """The connection string of the PostgreSQL server the registry would use:
+    INCIDENTS_POSTGRES_HOST/PORT/DB/USER/PASSWORD (default 127.0.0.1:5432, database and user
+    postgres)."""
+    return psycopg.conninfo.make_conninfo(
+        host=os.environ.get("INCIDENTS_POSTGRES_HOST", "127.0.0.1"),
+        port=os.environ.get("INCIDENTS_POSTGRES_PORT", "5432"),
+        dbname=os.environ.get("INCIDENTS_POSTGRES_DB", "postgres"),
+        user=os.environ.get("INCIDENTS_POSTGRES_USER", "postgres"),
+        password=os.environ.get("INCIDENTS_POSTGRES_PASSWORD", ""),
+        connect_timeout=5,
+    )
+
+
 @contextlib.contextmanager
 def fresh_schema() -> Iterator[str]:
     """Create an empty PostgreSQL schema for one benchmark run and drop it afterwards.
@@ -186,14 +200,7 @@ def fresh_schema() -> Iterator[str]:
     (default 127.0.0.1:5432, database and user postgres).
     """
     schema = f"bench_{uuid.uuid4().hex[:12]}"
-    conninfo = psycopg.conninfo.make_conninfo(
-        host=os.environ.get("INCIDENTS_POSTGRES_HOST", "127.0.0.1"),
-        port=os.environ.get("INCIDENTS_POSTGRES_PORT", "5432"),
-        dbname=os.environ.get("INCIDENTS_POSTGRES_DB", "postgres"),
-        user=os.environ.get("INCIDENTS_POSTGRES_USER", "postgres"),
-        password=os.environ.get("INCIDENTS_POSTGRES_PASSWORD", ""),
-        connect_timeout=5,
-    )
+    conninfo = postgres_conninfo()
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(psycopg.sql.SQL("CREATE SCHEMA {0}").format(psycopg.sql.Identifier(schema)))
     try:

@@ -47,7 +47,7 @@ from typing import Any
 
 import grpc
 import psycopg
-from servers import ROOT, write_json
+from servers import ROOT, postgres_conninfo, write_json
 from suite_report import evaluate, load_limits, render_markdown, render_plot
 
 BENCHMARKS = ROOT / "benchmarks"
@@ -121,14 +121,7 @@ def memory_gb() -> float:
 
 def postgres_version() -> str:
     """The version of the PostgreSQL server the benchmarks use (INCIDENTS_POSTGRES_*)."""
-    conninfo = psycopg.conninfo.make_conninfo(
-        host=os.environ.get("INCIDENTS_POSTGRES_HOST", "127.0.0.1"),
-        port=os.environ.get("INCIDENTS_POSTGRES_PORT", "5432"),
-        dbname=os.environ.get("INCIDENTS_POSTGRES_DB", "postgres"),
-        user=os.environ.get("INCIDENTS_POSTGRES_USER", "postgres"),
-        password=os.environ.get("INCIDENTS_POSTGRES_PASSWORD", ""),
-        connect_timeout=5,
-    )
+    conninfo = postgres_conninfo()
     try:
         with psycopg.connect(conninfo) as conn:
             row = conn.execute("SHOW server_version").fetchone()
