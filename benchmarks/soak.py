@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 import tempfile
 import time
@@ -108,9 +109,15 @@ def soak(args: argparse.Namespace, workdir: Path) -> SoakReport:
 def main(argv: list[str] | None = None) -> int:
     """Run the soak; exit 1 when something grew or failed."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    # SIGTERM unwinds like Ctrl-C, so the run's `finally` still stops the server it started.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="soak-") as workdir:
-        report = soak(args, Path(workdir))
+    try:
+        with tempfile.TemporaryDirectory(prefix="soak-") as workdir:
+            report = soak(args, Path(workdir))
+    except KeyboardInterrupt:
+        print("interrupted; server stopped", file=sys.stderr)
+        return 130
     print(report.describe())
     print(f"wall time {time.monotonic() - started:.0f} s")
     print("PASS" if report.passed else "FAIL")

@@ -87,11 +87,14 @@ def drive(
     with running_threads(long_targets) as long_threads:
         try:
             with running_threads(targets) as threads:
-                while (
-                    time.monotonic() - started < settings.seconds and server.process.poll() is None
-                ):
-                    time.sleep(0.2)
-                shared.stop.set()
+                try:
+                    while (
+                        time.monotonic() - started < settings.seconds
+                        and server.process.poll() is None
+                    ):
+                        time.sleep(0.2)
+                finally:
+                    shared.stop.set()  # before the threads are joined, even when interrupted
             sampler.stop()
             problems += [f"client thread {t.name} did not stop" for t in threads if t.is_alive()]
             problems += check_log(server.target, settings.call_timeout, tally, streams)
