@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 import grpc
+import pytest
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
@@ -396,6 +397,8 @@ def fuzz(fuzzer: Fuzzer, method: MethodDescriptor, examples: int, template: byte
     one()
 
 
+# About a minute on a quiet 2-core machine; several times that while other work shares it.
+@pytest.mark.timeout(600)
 def test_every_rpc_answers_arbitrary_requests_with_a_precise_code(
     server: ServerHarness, channel: grpc.Channel, incidents, gangs
 ) -> None:
