@@ -167,10 +167,6 @@ class CallSpan:
         self.span_id: str = format(ids.span_id, "016x")
         """The span id, 16 lowercase hex digits."""
 
-    def record_exception(self, error: BaseException) -> None:
-        """Record an unexpected error as an event of the span."""
-        self._span.record_exception(error)
-
     def end(self, code: int, code_name: str, request_id: str) -> None:
         """End the span with the call's gRPC status: ERROR unless the code is OK (0)."""
         span = self._span
