@@ -64,13 +64,25 @@ class ApplicationService:
         fingerprint = command.fingerprint(context.expected_version)
         return await self._deps.writer.execute(context, fingerprint, decide)
 
-    async def _read(self, cls: type[A], aggregate_id: UUID) -> tuple[A, list[RecordedEvent]]:
-        """Load an aggregate and its history from the write model."""
+    async def _read(
+        self,
+        cls: type[A],
+        aggregate_id: UUID,
+        then: Callable[[A, list[RecordedEvent]], list[RecordedEvent]] | None = None,
+    ) -> tuple[A, list[RecordedEvent]]:
+        """Load an aggregate and its history from the write model; `then`, when given, runs
+        in the same read job on an aggregate of `cls` and returns the history to answer."""
+        loader = self._deps.loader
+
+        def load() -> tuple[object, list[RecordedEvent]]:
+            aggregate, history = loader.load_with_history(aggregate_id)
+            if then is not None and isinstance(aggregate, cls):
+                history = then(aggregate, history)
+            return aggregate, history
+
         loop = asyncio.get_running_loop()
         try:
-            aggregate, history = await loop.run_in_executor(
-                self._deps.reads, self._deps.loader.load_with_history, aggregate_id
-            )
+            aggregate, history = await loop.run_in_executor(self._deps.reads, load)
         except BackendUnavailableError as err:
             msg = f"event store unavailable: {err}"
             raise StoreUnavailableError(msg) from err

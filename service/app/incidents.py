@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -20,11 +19,9 @@ from service.app.results import RecordedEvent, WriteContext, WriteResult
 from service.app.unit_of_work import UnitOfWork
 from service.app.validation import MAX_LONG_TEXT, Violations
 from service.app.writer import Decision
-from service.domain.errors import StoreUnavailableError
 from service.domain.gang import Gang
 from service.domain.incident import Incident
 from service.domain.values import GeoPoint, Source, Weapon
-from service.store.base import BackendUnavailableError
 from service.store.field_cipher import is_sealed
 
 
@@ -258,19 +255,13 @@ class Incidents(ApplicationService):
 
     async def get(self, incident_id: UUID) -> tuple[Incident, list[RecordedEvent]]:
         """Return an incident and its history, personal data revealed (or marked erased)."""
-        incident, history = await self._read(Incident, incident_id)
         personal_data = self._deps.personal_data
 
-        def reveal() -> list[RecordedEvent]:
+        def reveal(incident: Incident, history: list[RecordedEvent]) -> list[RecordedEvent]:
             personal_data.reveal_incident(incident)
             return personal_data.reveal_events(history)
 
-        try:
-            revealed = await asyncio.get_running_loop().run_in_executor(self._deps.reads, reveal)
-        except BackendUnavailableError as err:
-            msg = f"event store unavailable: {err}"
-            raise StoreUnavailableError(msg) from err
-        return incident, revealed
+        return await self._read(Incident, incident_id, reveal)
 
     def _check_place(
         self, v: Violations, prefix: str, address: str, location: GeoPoint | None
