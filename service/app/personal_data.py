@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -53,17 +54,24 @@ def sealed_subjects(sources: Iterable[Source]) -> set[UUID]:
     return found
 
 
-def reveal_sources(sources: Sequence[Source], keys: Mapping[UUID, bytes]) -> tuple[Source, ...]:
-    """The sources with sealed fields decrypted, or the erasure markers where keys are gone."""
+def _personal_fields_mapped(
+    sources: Iterable[Source], name: Callable[[str], str], reference: Callable[[str], str]
+) -> tuple[Source, ...]:
+    """The sources, each personal one with `name` and `reference` applied to those fields."""
     return tuple(
-        dataclasses.replace(
-            source,
-            name=reveal(source.name, keys, ERASED_NAME),
-            reference=reveal(source.reference, keys, ERASED_REFERENCE),
-        )
+        dataclasses.replace(source, name=name(source.name), reference=reference(source.reference))
         if is_personal(source)
         else source
         for source in sources
+    )
+
+
+def reveal_sources(sources: Sequence[Source], keys: Mapping[UUID, bytes]) -> tuple[Source, ...]:
+    """The sources with sealed fields decrypted, or the erasure markers where keys are gone."""
+    return _personal_fields_mapped(
+        sources,
+        lambda value: reveal(value, keys, ERASED_NAME),
+        lambda value: reveal(value, keys, ERASED_REFERENCE),
     )
 
 
@@ -87,16 +95,8 @@ class PersonalData:
             return tuple(sources)
         key = new_key()
         unit.subject_keys[subject_id] = wrap_key(key, self._at_rest)
-        return tuple(
-            dataclasses.replace(
-                source,
-                name=seal(source.name, subject_id, key),
-                reference=seal(source.reference, subject_id, key),
-            )
-            if is_personal(source)
-            else source
-            for source in sources
-        )
+        sealed = functools.partial(seal, subject_id=subject_id, key=key)
+        return _personal_fields_mapped(sources, sealed, sealed)
 
     def keys(self, subject_ids: Iterable[UUID]) -> dict[UUID, bytes]:
         """The keys of those subjects that still have one (blocking: call from a thread)."""
@@ -115,20 +115,16 @@ class PersonalData:
     def reveal_events(self, recorded: Sequence[RecordedEvent]) -> list[RecordedEvent]:
         """The events with their sources revealed; events without sources are not copied
         (blocking: one query for every subject of the batch)."""
-        subjects: set[UUID] = set()
-        for item in recorded:
-            sources = getattr(item.event, "sources", None)
-            if sources:
-                subjects |= sealed_subjects(sources)
+        sealed_in = [sealed_subjects(getattr(item.event, "sources", ())) for item in recorded]
+        subjects = set().union(*sealed_in)
         if not subjects:
             return list(recorded)
         keys = self.keys(subjects)
         revealed: list[RecordedEvent] = []
-        for item in recorded:
-            sources = getattr(item.event, "sources", None)
-            if sources and sealed_subjects(sources):
+        for item, sealed in zip(recorded, sealed_in, strict=True):
+            if sealed:
                 event: Any = copy.copy(item.event)
-                object.__setattr__(event, "sources", reveal_sources(sources, keys))
+                object.__setattr__(event, "sources", reveal_sources(event.sources, keys))
                 revealed.append(RecordedEvent(item.position, event))
             else:
                 revealed.append(item)
