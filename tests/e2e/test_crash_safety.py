@@ -28,8 +28,6 @@ from incident_registry_client.proto.incidents.v1 import (
     projection_admin_service_pb2_grpc,
 )
 
-from projections.assembly import projection_list
-from projections.store import store_for
 from service.app.registry import Registry
 from service.areas import load_catalog
 from service.domain.wave import WaveRule
@@ -43,7 +41,7 @@ from tests.e2e.test_projection_worker import (
 from tests.e2e.test_replicas_under_load import read_log
 from tests.e2e.test_server_process import free_port
 from tests.support import builders as b
-from tests.support.projections import dump_models, rebuild_all
+from tests.support.projections import live_models, rebuild_all
 
 __all__ = ["store_env"]  # the fixture, parametrized over SQLite and PostgreSQL
 
@@ -284,11 +282,7 @@ def test_a_server_killed_under_load_loses_nothing_and_doubles_nothing(
     registry = Registry(store, load_catalog("brussels"), wave_rule=WaveRule())
     try:
         head = store.head()
-        live_store = store_for(store, tmp_path / "projections.sqlite")
-        try:
-            live = dump_models(live_store, projection_list(registry))
-        finally:
-            live_store.close()
+        live = live_models(registry, tmp_path / "projections.sqlite")
         assert len(live["incidents"]["proj_incidents"]) == len(answers)
         assert live == rebuild_all(registry, tmp_path / "rebuilt-all.sqlite")
         assert store.head() == head  # the rebuild recorded no second wave

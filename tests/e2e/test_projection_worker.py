@@ -21,9 +21,7 @@ from incident_registry_client.proto.incidents.v1 import (
 from incident_registry_client.proto.incidents.v1 import projection_admin_service_pb2 as apb
 from incident_registry_client.proto.incidents.v1 import statistics_service_pb2 as spb
 
-from projections.assembly import projection_list
 from projections.statistics_model import StatisticsProjection, query_statistics
-from projections.store import store_for
 from service.app.registry import Registry
 from service.areas import load_catalog
 from service.domain.wave import WaveRule
@@ -34,7 +32,7 @@ from service.store.transcoding import registry_mapper
 from tests.e2e.test_server_process import ROOT, free_port, wait_serving
 from tests.support import builders as b
 from tests.support.postgres import fresh_schema
-from tests.support.projections import dump_models, rebuild, rebuild_all
+from tests.support.projections import live_models, rebuild, rebuild_all
 
 StoreOpener = Callable[[], EventStoreBackend]
 
@@ -172,11 +170,7 @@ def test_a_worker_killed_mid_load_resumes_without_double_counting(tmp_path, stor
             assert served == _rebuilt(store, tmp_path / "rebuilt.sqlite")
             # Every read model, not only the statistics, equals a clean rebuild.
             head = store.head()
-            live_store = store_for(store, tmp_path / "projections.sqlite")
-            try:
-                live = dump_models(live_store, projection_list(registry))
-            finally:
-                live_store.close()
+            live = live_models(registry, tmp_path / "projections.sqlite")
             assert live["incidents"]["proj_incidents"], "the incidents model is filled"
             assert live == rebuild_all(registry, tmp_path / "rebuilt-all.sqlite")
             assert store.head() == head  # the rebuild recorded no second wave

@@ -11,7 +11,7 @@ from projections.base import Projection
 from projections.runner import ProjectionRunner
 from projections.statistics import AREA_KINDS, PERIOD_KINDS
 from projections.statistics_model import query_statistics
-from projections.store import ViewStore, sqlite_store
+from projections.store import ViewStore, sqlite_store, store_for
 from service.app.head_watcher import HeadWatcher
 from service.app.registry import Registry
 from service.store.base import EventStoreBackend
@@ -100,5 +100,15 @@ def rebuild_all(registry: Registry, path: Path) -> ModelDump:
         for projection in projections:
             run_to_head(runner_for(registry.backend, registry.mapper, store, projection))
         return dump_models(store, projections)
+    finally:
+        store.close()
+
+
+def live_models(registry: Registry, path: Path) -> ModelDump:
+    """Every projection's rows as a server or worker process left them: in the SQLite view
+    file at `path`, or in the registry's PostgreSQL schema."""
+    store = store_for(registry.backend, path)
+    try:
+        return dump_models(store, projection_list(registry))
     finally:
         store.close()
